@@ -1,0 +1,16 @@
+//! Runnel's pipeline model.
+//!
+//! Owns: the CodeArts `definition` JSON (manifest 3.0) and the YAML pipeline-as-code form,
+//! their compilation into a validated [`spec::PipelineSpec`] with *all* diagnostics at once,
+//! `${{ … }}` expressions and `${NAME}` references, parameters, the run/stage/job/step state
+//! machines and the pure scheduler.
+//!
+//! Must never know: tokio, databases, HTTP, files, environment variables or the wall clock.
+//! Every input is a `&str` or a value; time comes in as an argument.
+
+pub mod diagnostic;
+pub mod status;
+pub mod time;
+
+pub use diagnostic::{Diagnostic, DiagnosticCode};
+pub use time::Timestamp;
