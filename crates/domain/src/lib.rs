@@ -9,6 +9,8 @@
 //! Every input is a `&str` or a value; time comes in as an argument.
 
 pub mod diagnostic;
+pub mod expr;
+pub mod params;
 pub mod status;
 pub mod time;
 

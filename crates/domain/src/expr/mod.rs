@@ -1,0 +1,1 @@
+//! `${{ … }}` expressions and `${NAME}` templates (being written).

@@ -1,0 +1,1 @@
+//! Custom and predefined parameters (being written).
