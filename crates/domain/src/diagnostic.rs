@@ -60,7 +60,13 @@ impl DiagnosticCode {
 
 impl Diagnostic {
     pub fn new(code: DiagnosticCode, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code, path: path.into(), message: message.into(), line: None, column: None }
+        Self {
+            code,
+            path: path.into(),
+            message: message.into(),
+            line: None,
+            column: None,
+        }
     }
 
     pub fn at_position(mut self, line: usize, column: usize) -> Self {
@@ -72,7 +78,11 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let place = if self.path.is_empty() { "<document>" } else { self.path.as_str() };
+        let place = if self.path.is_empty() {
+            "<document>"
+        } else {
+            self.path.as_str()
+        };
         match (self.line, self.column) {
             (Some(line), Some(column)) => write!(f, "{place} (line {line}, column {column})")?,
             _ => f.write_str(place)?,
@@ -83,7 +93,11 @@ impl fmt::Display for Diagnostic {
 
 /// Builds child paths: `path_join("stages[0]", "jobs")` → `stages[0].jobs`.
 pub fn path_join(parent: &str, field: &str) -> String {
-    if parent.is_empty() { field.to_owned() } else { format!("{parent}.{field}") }
+    if parent.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{parent}.{field}")
+    }
 }
 
 /// Builds indexed paths: `path_index("stages", 2)` → `stages[2]`.

@@ -8,11 +8,19 @@
 //! Must never know: tokio, databases, HTTP, files, environment variables or the wall clock.
 //! Every input is a `&str` or a value; time comes in as an argument.
 
+pub mod compile;
+pub mod definition;
 pub mod diagnostic;
 pub mod expr;
 pub mod params;
+pub mod prepare;
+pub mod scheduler;
+pub mod spec;
+pub mod state;
 pub mod status;
 pub mod time;
 
+pub use compile::{compile, compile_text};
+pub use definition::Format;
 pub use diagnostic::{Diagnostic, DiagnosticCode};
 pub use time::Timestamp;

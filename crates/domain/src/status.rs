@@ -84,7 +84,9 @@ pub type StageStatus = JobStatus;
 
 wire_enum! {
     /// Status of a step (spec §12.2 plus the inferred INIT, QUEUED, PAUSED, SKIPPED).
+    #[derive(Default)]
     StepStatus {
+        #[default]
         Init => "INIT",
         Queued => "QUEUED",
         Running => "RUNNING",
@@ -99,7 +101,10 @@ wire_enum! {
 impl RunStatus {
     /// Terminal run states: COMPLETED, FAILED, CANCELED, IGNORED.
     pub const fn is_final(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed | Self::Canceled | Self::Ignored)
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Canceled | Self::Ignored
+        )
     }
 }
 
@@ -121,14 +126,20 @@ impl JobStatus {
 
     /// Counts as success in the roll-up of spec §11.8 (SKIPPED and UNSELECTED count as success).
     pub const fn counts_as_success(self) -> bool {
-        matches!(self, Self::Completed | Self::Skipped | Self::Unselected | Self::Ignored)
+        matches!(
+            self,
+            Self::Completed | Self::Skipped | Self::Unselected | Self::Ignored
+        )
     }
 }
 
 impl StepStatus {
     /// A step in one of these states will not change again within this attempt of its job.
     pub const fn is_final(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed | Self::Canceled | Self::Skipped)
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Canceled | Self::Skipped
+        )
     }
 }
 

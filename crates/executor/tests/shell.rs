@@ -1,0 +1,622 @@
+//! Shell executor tests with tiny real processes: job semantics, killing, capture, masking, S8.
+
+use std::collections::BTreeMap;
+use std::hash::Hasher;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use runnel_domain::status::{JobStatus, StepStatus};
+use runnel_executor::{
+    EnvPolicy, Executor, JobEvent, JobOutcome, JobTask, LogStream, ShellExecutor,
+    ShellExecutorConfig, StepAction, StepTask, run_job,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Upper bound for any single job in these tests; they normally take well under a second.
+const JOB_LIMIT: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+struct Harness {
+    root: tempfile::TempDir,
+    config: ShellExecutorConfig,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let root = tempfile::tempdir().expect("temp dir");
+        let mut config = ShellExecutorConfig::new(root.path().join("jobs"));
+        config.kill_grace = Duration::from_secs(2);
+        Harness { root, config }
+    }
+
+    fn executor(&self) -> ShellExecutor {
+        ShellExecutor::new(self.config.clone())
+    }
+
+    fn scratch(&self) -> PathBuf {
+        self.root.path().to_path_buf()
+    }
+}
+
+#[derive(Default)]
+struct JobBuilder {
+    task: JobTask,
+}
+
+fn job() -> JobBuilder {
+    JobBuilder {
+        task: JobTask {
+            job_key: "run-1-JOB_test".to_owned(),
+            ..JobTask::default()
+        },
+    }
+}
+
+impl JobBuilder {
+    fn step(self, script: &str) -> JobBuilder {
+        self.step_with(
+            StepAction::Shell {
+                script: script.to_owned(),
+            },
+            &[],
+        )
+    }
+
+    fn step_with(mut self, action: StepAction, env: &[(&str, &str)]) -> JobBuilder {
+        let index = self.task.steps.len();
+        self.task.steps.push(StepTask {
+            identifier: format!("step-{index}"),
+            name: format!("step {index}"),
+            action,
+            env: pairs(env),
+        });
+        self
+    }
+
+    fn env(mut self, name: &str, value: &str) -> JobBuilder {
+        self.task.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn secret(mut self, value: &str) -> JobBuilder {
+        self.task.secrets.push(value.to_owned());
+        self
+    }
+
+    fn timeout(mut self, timeout: Duration) -> JobBuilder {
+        self.task.timeout = Some(timeout);
+        self
+    }
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
+}
+
+/// Everything a job reported, for assertions.
+struct Ran {
+    outcome: JobOutcome,
+    events: Vec<JobEvent>,
+}
+
+impl Ran {
+    fn log(&self, step: usize, stream: LogStream) -> Vec<u8> {
+        self.events
+            .iter()
+            .filter_map(|event| match event {
+                JobEvent::Log(chunk) if chunk.step == step && chunk.stream == stream => {
+                    Some(chunk.data.as_slice())
+                }
+                _ => None,
+            })
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    fn stdout(&self, step: usize) -> String {
+        String::from_utf8_lossy(&self.log(step, LogStream::Stdout)).into_owned()
+    }
+
+    fn system(&self, step: usize) -> String {
+        String::from_utf8_lossy(&self.log(step, LogStream::System)).into_owned()
+    }
+
+    fn statuses(&self) -> Vec<StepStatus> {
+        self.outcome
+            .steps
+            .iter()
+            .map(|result| result.status)
+            .collect()
+    }
+
+    /// `key=value` words the script echoed on stdout.
+    fn echoed(&self, step: usize) -> BTreeMap<String, String> {
+        self.stdout(step)
+            .split_whitespace()
+            .filter_map(|word| word.split_once('='))
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect()
+    }
+}
+
+/// Runs a job to its end, calling `on_event` for each event as it arrives (the consumer runs
+/// concurrently, as in production).
+async fn run_observed(
+    executor: &ShellExecutor,
+    task: &JobTask,
+    cancel: CancellationToken,
+    mut on_event: impl FnMut(&JobEvent) -> bool,
+) -> Ran {
+    let (tx, mut rx) = mpsc::channel(64);
+    let consume = async {
+        let mut kept = Vec::new();
+        while let Some(event) = rx.recv().await {
+            if on_event(&event) {
+                kept.push(event);
+            }
+        }
+        kept
+    };
+    let both = async { tokio::join!(run_job(executor, task, tx, cancel), consume) };
+    let (outcome, events) = tokio::time::timeout(JOB_LIMIT, both)
+        .await
+        .expect("the job ends in time");
+    Ran { outcome, events }
+}
+
+async fn run(executor: &ShellExecutor, builder: JobBuilder) -> Ran {
+    run_observed(executor, &builder.task, CancellationToken::new(), |_| true).await
+}
+
+/// Whether `pid` is a living process (zombies are dead: they only wait to be reaped).
+fn is_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().chars().next());
+            !matches!(state, Some(Some('Z' | 'X')))
+        }
+        Err(_) => false,
+    }
+}
+
+/// Living processes whose environment holds `RUNNEL_JOB_COOKIE=<cookie>` (scanned independently
+/// of the executor's own scanner).
+fn processes_with_cookie(cookie: &str) -> Vec<i32> {
+    let needle = format!("RUNNEL_JOB_COOKIE={cookie}");
+    std::fs::read_dir("/proc")
+        .expect("/proc is mounted")
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                environ
+                    .split(|byte| *byte == 0)
+                    .any(|entry| entry == needle.as_bytes())
+            })
+        })
+        .filter(|pid| is_alive(*pid))
+        .collect()
+}
+
+fn pid(echoed: &BTreeMap<String, String>, key: &str) -> i32 {
+    echoed
+        .get(key)
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("script echoed {key}: {echoed:?}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Killing (S8)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_timeout_kills_the_step_and_every_escaped_grandchild() {
+    let harness = Harness::new();
+    let script = r#"
+        sleep 300 &
+        echo "background=$!"
+        setsid sleep 300 &
+        echo "session=$!"
+        ( setsid sleep 300 </dev/null >/dev/null 2>&1 & echo "daemon=$!" )
+        echo "cookie=$RUNNEL_JOB_COOKIE"
+        echo "ready"
+        sleep 300
+    "#;
+    let builder = job()
+        .step(script)
+        .step("echo never")
+        .timeout(Duration::from_secs(1));
+    let ran = run(&harness.executor(), builder).await;
+
+    assert_eq!(ran.outcome.status, JobStatus::Failed);
+    assert_eq!(ran.outcome.message.as_deref(), Some("timeout"));
+    assert_eq!(ran.statuses(), [StepStatus::Failed, StepStatus::Skipped]);
+    assert_eq!(ran.outcome.steps[0].message.as_deref(), Some("timeout"));
+    assert_eq!(ran.system(0), "step timed out after 1s (job timeout)\n");
+    let echoed = ran.echoed(0);
+    for key in ["background", "session", "daemon"] {
+        assert!(
+            !is_alive(pid(&echoed, key)),
+            "{key} process survived the job"
+        );
+    }
+    assert_eq!(processes_with_cookie(&echoed["cookie"]), Vec::<i32>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_mid_step_cancels_it_skips_the_rest_and_leaves_no_process() {
+    let harness = Harness::new();
+    let builder = job()
+        .step(r#"sleep 300 & echo "background=$! cookie=$RUNNEL_JOB_COOKIE"; echo started; sleep 300"#)
+        .step("echo never");
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let ran = run_observed(&harness.executor(), &builder.task, cancel, |event| {
+        if let JobEvent::Log(chunk) = event
+            && chunk.data.windows(8).any(|window| window == b"started\n")
+        {
+            trigger.cancel();
+        }
+        true
+    })
+    .await;
+
+    assert_eq!(ran.outcome.status, JobStatus::Canceled);
+    assert_eq!(ran.statuses(), [StepStatus::Canceled, StepStatus::Skipped]);
+    assert_eq!(ran.system(0), "step canceled\n");
+    let echoed = ran.echoed(0);
+    assert!(!is_alive(pid(&echoed, "background")));
+    assert_eq!(processes_with_cookie(&echoed["cookie"]), Vec::<i32>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_ignoring_sigterm_is_killed_after_the_grace_period() {
+    let mut harness = Harness::new();
+    harness.config.kill_grace = Duration::from_millis(300);
+    let script = r#"
+        ( trap '' TERM; while true; do sleep 1; done ) &
+        echo "stubborn=$! cookie=$RUNNEL_JOB_COOKIE"
+        sleep 300
+    "#;
+    let ran = run(
+        &harness.executor(),
+        job().step(script).timeout(Duration::from_millis(500)),
+    )
+    .await;
+    assert_eq!(ran.outcome.message.as_deref(), Some("timeout"));
+    let echoed = ran.echoed(0);
+    assert!(!is_alive(pid(&echoed, "stubborn")));
+    assert_eq!(processes_with_cookie(&echoed["cookie"]), Vec::<i32>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_processes_of_a_finished_step_live_until_the_job_ends() {
+    let harness = Harness::new();
+    let builder = job()
+        .step(r#"sleep 300 >/dev/null 2>&1 & echo $! > bg.pid; echo "background=$! cookie=$RUNNEL_JOB_COOKIE""#)
+        .step(r#"kill -0 "$(cat bg.pid)" && echo still-alive"#);
+    let ran = run(&harness.executor(), builder).await;
+    assert_eq!(ran.outcome.status, JobStatus::Completed);
+    assert_eq!(
+        ran.stdout(1),
+        "still-alive\n",
+        "the next step still sees it"
+    );
+    let echoed = ran.echoed(0);
+    assert!(
+        !is_alive(pid(&echoed, "background")),
+        "job cleanup kills what steps left running"
+    );
+    assert_eq!(processes_with_cookie(&echoed["cookie"]), Vec::<i32>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grandchild_holding_the_pipes_does_not_hang_the_step() {
+    let harness = Harness::new();
+    let builder = job().step("sleep 300 & echo parent done").step("echo next");
+    let started = std::time::Instant::now();
+    let ran = run(&harness.executor(), builder).await;
+    assert_eq!(
+        ran.statuses(),
+        [StepStatus::Completed, StepStatus::Completed]
+    );
+    assert_eq!(ran.stdout(0), "parent done\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capture
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_megabytes_of_output_arrive_complete_and_in_order() {
+    const LAST: u64 = 12_500_000;
+    let harness = Harness::new();
+    let builder = job()
+        .step(&format!("seq 1 {LAST}"))
+        .secret("never-printed-secret");
+    let mut received = std::hash::DefaultHasher::new();
+    let (mut bytes, mut lines, mut chunks) = (0usize, 0usize, 0usize);
+    let ran = run_observed(
+        &harness.executor(),
+        &builder.task,
+        CancellationToken::new(),
+        |event| {
+            if let JobEvent::Log(chunk) = event
+                && chunk.stream == LogStream::Stdout
+            {
+                received.write(&chunk.data);
+                bytes += chunk.data.len();
+                lines += memchr::memchr_iter(b'\n', &chunk.data).count();
+                chunks += 1;
+                assert_eq!(
+                    chunk.data.last(),
+                    Some(&b'\n'),
+                    "chunks hold complete lines"
+                );
+                return false;
+            }
+            true
+        },
+    )
+    .await;
+    assert_eq!(ran.outcome.status, JobStatus::Completed);
+
+    let mut expected = std::hash::DefaultHasher::new();
+    let (mut expected_bytes, mut batch) = (0usize, Vec::with_capacity(1 << 16));
+    for number in 1..=LAST {
+        writeln!(batch, "{number}").expect("writing to a Vec");
+        if batch.len() >= 1 << 16 || number == LAST {
+            expected.write(&batch);
+            expected_bytes += batch.len();
+            batch.clear();
+        }
+    }
+    assert!(expected_bytes > 100_000_000);
+    assert_eq!((bytes, lines), (expected_bytes, LAST as usize));
+    assert_eq!(
+        received.finish(),
+        expected.finish(),
+        "same bytes in the same order"
+    );
+    assert!(
+        chunks < lines / 100,
+        "lines are batched: {chunks} chunks for {lines} lines"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_split_across_reads_and_lines_never_leaks() {
+    let harness = Harness::new();
+    let script = r#"
+        printf 'token: sup3r'; sleep 0.2; printf 's3cr3t'; sleep 0.2; printf 'v4lue!\n'
+        printf 'BEGIN-KEY-LINE-ONE\n'; sleep 0.2; printf 'SECOND-KEY-LINE\n'
+        echo "alone: SECOND-KEY-LINE" >&2
+        echo "public text"
+    "#;
+    let builder = job()
+        .step(script)
+        .secret("sup3rs3cr3tv4lue")
+        .secret("BEGIN-KEY-LINE-ONE\nSECOND-KEY-LINE");
+    let ran = run(&harness.executor(), builder).await;
+    assert_eq!(ran.outcome.status, JobStatus::Completed);
+    assert_eq!(ran.stdout(0), "token: ******!\n******\npublic text\n");
+    assert_eq!(ran.log(0, LogStream::Stderr), b"alone: ******\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_utf8_bytes_arrive_byte_exact() {
+    let harness = Harness::new();
+    let ran = run(
+        &harness.executor(),
+        job().step(r"printf '\xff\xfe\n'; printf 'tail \xc3'"),
+    )
+    .await;
+    assert_eq!(ran.log(0, LogStream::Stdout), b"\xff\xfe\ntail \xc3\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Job semantics
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_step_stops_the_job_and_reports_its_exit_code() {
+    let harness = Harness::new();
+    let ran = run(
+        &harness.executor(),
+        job().step("echo one").step("exit 3").step("echo never"),
+    )
+    .await;
+    assert_eq!(ran.outcome.status, JobStatus::Failed);
+    assert_eq!(
+        ran.statuses(),
+        [
+            StepStatus::Completed,
+            StepStatus::Failed,
+            StepStatus::Skipped
+        ]
+    );
+    assert_eq!(ran.outcome.steps[0].exit_code, Some(0));
+    assert_eq!(ran.outcome.steps[1].exit_code, Some(3));
+    assert_eq!(ran.stdout(2), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_run_with_errexit_and_pipefail() {
+    let harness = Harness::new();
+    let ran = run(
+        &harness.executor(),
+        job().step("false | true\necho unreachable"),
+    )
+    .await;
+    assert_eq!(ran.statuses(), [StepStatus::Failed]);
+    assert_eq!(ran.stdout(0), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_and_unsupported_steps() {
+    let harness = Harness::new();
+    let builder = job()
+        .step_with(StepAction::Disabled, &[])
+        .step("echo ran")
+        .step_with(
+            StepAction::Unsupported {
+                task: "official_devcloud_cloudBuild".to_owned(),
+            },
+            &[],
+        )
+        .step("echo never");
+    let ran = run(&harness.executor(), builder).await;
+    assert_eq!(
+        ran.statuses(),
+        [
+            StepStatus::Skipped,
+            StepStatus::Completed,
+            StepStatus::Failed,
+            StepStatus::Skipped
+        ]
+    );
+    assert_eq!(ran.outcome.status, JobStatus::Failed);
+    let message = "plugin `official_devcloud_cloudBuild` is not supported by this executor";
+    assert_eq!(ran.outcome.steps[2].message.as_deref(), Some(message));
+    assert_eq!(ran.system(2), format!("{message}\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_reach_the_script_as_data_never_as_code() {
+    let harness = Harness::new();
+    let marker = harness.scratch().join("pwned");
+    let injection = format!("$(touch {})", marker.display());
+    let builder = job()
+        .env("INJECTION", &injection)
+        .env("SHARED", "from job")
+        .step_with(
+            StepAction::Shell {
+                script: r#"echo $INJECTION; echo "$SEMI"; echo "$SHARED"; echo "$CI $RUNNEL"; [ "$WORKSPACE" = "$PWD" ] && echo in-workspace"#.to_owned(),
+            },
+            &[("SEMI", "; rm -rf / ; `touch x`"), ("SHARED", "from step")],
+        );
+    let ran = run(&harness.executor(), builder).await;
+    assert_eq!(ran.statuses(), [StepStatus::Completed]);
+    assert_eq!(
+        ran.stdout(0),
+        format!("{injection}\n; rm -rf / ; `touch x`\nfrom step\ntrue true\nin-workspace\n")
+    );
+    assert!(!marker.exists(), "a parameter value was executed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_allowlist_keeps_this_process_environment_out() {
+    // Cargo sets CARGO_MANIFEST_DIR for test binaries: present here, absent in the step.
+    assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+    let script = r#"echo "${CARGO_MANIFEST_DIR-unset} ${PATH:+path-set}""#;
+    let mut harness = Harness::new();
+    let ran = run(&harness.executor(), job().step(script)).await;
+    assert_eq!(ran.stdout(0), "unset path-set\n");
+    harness.config.env_policy = EnvPolicy::InheritAll;
+    let ran = run(&harness.executor(), job().step(script)).await;
+    assert_eq!(
+        ran.stdout(0),
+        format!("{} path-set\n", env!("CARGO_MANIFEST_DIR"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_are_parsed_masked_and_bad_lines_reported() {
+    let harness = Harness::new();
+    let script = r#"
+        echo "version=1.2.3" >> "$RUNNEL_OUTPUT"
+        printf 'notes<<EOF\nline one\nline two\nEOF\n' >> "$RUNNEL_OUTPUT"
+        echo "token=$TOKEN" >> "$RUNNEL_OUTPUT"
+        echo "not an output" >> "$RUNNEL_OUTPUT"
+    "#;
+    let builder = job()
+        .env("TOKEN", "t0ps3cr3t")
+        .secret("t0ps3cr3t")
+        .step(script);
+    let ran = run(&harness.executor(), builder).await;
+    assert_eq!(ran.statuses(), [StepStatus::Completed]);
+    assert_eq!(
+        ran.outcome.steps[0].outputs,
+        pairs(&[
+            ("version", "1.2.3"),
+            ("notes", "line one\nline two"),
+            ("token", "******")
+        ])
+    );
+    assert!(
+        ran.system(0)
+            .contains("ignored malformed line 7 of $RUNNEL_OUTPUT"),
+        "{}",
+        ran.system(0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_variable_name_fails_the_step_with_a_message() {
+    let harness = Harness::new();
+    let ran = run(
+        &harness.executor(),
+        job().env("BAD=NAME", "x").step("echo never"),
+    )
+    .await;
+    assert_eq!(ran.statuses(), [StepStatus::Failed]);
+    assert_eq!(
+        ran.outcome.steps[0].message.as_deref(),
+        Some("executor error: invalid environment variable name `BAD=NAME`")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workspaces
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_job_gets_its_own_workspace_and_cleanup_is_idempotent() {
+    let harness = Harness::new();
+    let executor = harness.executor();
+    let task = job().step("true").task;
+    let mut first = executor.prepare(&task).await.expect("prepare");
+    let mut second = executor.prepare(&task).await.expect("prepare");
+    assert_ne!(first.path(), second.path());
+    assert_ne!(first.job_cookie(), second.job_cookie());
+    assert!(first.path().is_dir() && second.path().is_dir());
+    assert!(first.path().starts_with(harness.scratch().join("jobs")));
+
+    std::fs::create_dir(first.path().join("read-only")).expect("mkdir");
+    std::fs::write(first.path().join("read-only/file"), "x").expect("write");
+    set_mode(&first.path().join("read-only"), 0o500);
+    executor.cleanup(&mut first).await.expect("cleanup");
+    executor.cleanup(&mut first).await.expect("cleanup again");
+    assert!(!first.path().exists());
+    assert!(
+        second.path().is_dir(),
+        "cleaning one job leaves the other alone"
+    );
+    executor.cleanup(&mut second).await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_workspaces_stay_but_their_processes_die() {
+    let mut harness = Harness::new();
+    harness.config.keep_workspaces = true;
+    let builder = job().step(r#"echo data > file; sleep 300 >/dev/null 2>&1 & echo "background=$! workspace=$WORKSPACE""#);
+    let ran = run(&harness.executor(), builder).await;
+    let echoed = ran.echoed(0);
+    assert!(!is_alive(pid(&echoed, "background")));
+    assert!(Path::new(&echoed["workspace"]).join("file").is_file());
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
