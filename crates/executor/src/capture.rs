@@ -27,7 +27,7 @@ const BUFFER_CAPACITY: usize = 2 * CHUNK_BYTES + READ_BYTES;
 /// `stream` for step `step` to `events`. A trailing partial line is sent with a `\n` appended.
 /// Returns how many raw bytes were read. Sending blocks while the channel is full (backpressure
 /// reaches the writer through the pipe); a closed channel discards the chunks.
-pub async fn capture_stream<R: AsyncRead + Unpin>(
+pub(crate) async fn capture_stream<R: AsyncRead + Unpin>(
     mut reader: R,
     target: CaptureTarget<'_>,
     stop_reading: &CancellationToken,
@@ -70,11 +70,11 @@ pub async fn capture_stream<R: AsyncRead + Unpin>(
 
 /// Where captured lines go.
 #[derive(Debug, Clone, Copy)]
-pub struct CaptureTarget<'a> {
-    pub step: usize,
-    pub stream: LogStream,
-    pub masker: &'a Masker,
-    pub events: &'a Sender<JobEvent>,
+pub(crate) struct CaptureTarget<'a> {
+    pub(crate) step: usize,
+    pub(crate) stream: LogStream,
+    pub(crate) masker: &'a Masker,
+    pub(crate) events: &'a Sender<JobEvent>,
 }
 
 /// Turns masked bytes into batches of complete lines for one stream of one step.

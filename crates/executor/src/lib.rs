@@ -10,6 +10,8 @@
 //! the engine, HTTP or the agent protocol. Callers (`runnel exec`, the server's executor pool,
 //! agents) turn [`JobEvent`]s into whatever they persist or send.
 //!
+//! Feature `fake`: `fake::FakeExecutor`, a scriptable executor for tests of other crates.
+//!
 //! Invariants: every log byte that leaves this crate is masked; no process of a job outlives the
 //! job (S8); a failing user step is a value, `ExecError` is for the system.
 
@@ -24,7 +26,7 @@ mod runner;
 mod shell;
 mod task;
 
-pub use capture::{CaptureTarget, MAX_LINE_BYTES, capture_stream};
+pub use capture::MAX_LINE_BYTES;
 pub use executor::{ExecError, Executor, StepEnd, StepExit, StepIo};
 pub use format::{format_codearts_log, format_log_line_prefix};
 pub use mask::{MASK, MaskStream, Masker, MaskerError};

@@ -1,5 +1,6 @@
 //! Secret masking: a one-shot masker and a streaming masker that is exact across read boundaries.
 
+use std::fmt;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, Input, MatchKind};
@@ -23,7 +24,6 @@ pub struct Masker {
     patterns: Option<Arc<Patterns>>,
 }
 
-#[derive(Debug)]
 struct Patterns {
     automaton: AhoCorasick,
     texts: Vec<Vec<u8>>,
@@ -38,7 +38,7 @@ struct Patterns {
 /// be the start of a secret are held back (at most the longest secret's length minus one, plus any
 /// bytes `release_undecided` could not prove harmless), so a secret split across reads or lines is
 /// never emitted in part.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MaskStream {
     masker: Masker,
     held: Vec<u8>,
@@ -183,6 +183,25 @@ impl MaskStream {
     /// Number of bytes fed but not yet emitted.
     pub fn held_len(&self) -> usize {
         self.held.len()
+    }
+}
+
+// Hand-written so that secrets (patterns, held bytes) never reach a log through `{:?}`.
+impl fmt::Debug for Patterns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Patterns")
+            .field("count", &self.texts.len())
+            .field("max_len", &self.max_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for MaskStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MaskStream")
+            .field("masker", &self.masker)
+            .field("held_len", &self.held.len())
+            .finish()
     }
 }
 

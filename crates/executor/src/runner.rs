@@ -200,7 +200,7 @@ impl JobContext<'_> {
             Ok(StepExit {
                 end: StepEnd::Stopped,
                 ..
-            }) => {
+            }) if timed_out => {
                 let limit = self
                     .task
                     .timeout
@@ -208,6 +208,15 @@ impl JobContext<'_> {
                 let text = format!("step timed out after {limit} (job timeout)");
                 send_system_line(self.events, self.masker, index, &text).await;
                 failed(started_at, None, "timeout".to_owned())
+            }
+            Ok(StepExit {
+                end: StepEnd::Stopped,
+                ..
+            }) => {
+                // Only a misbehaving executor stops a step nobody asked to stop.
+                let message = "executor error: the step was stopped without a request".to_owned();
+                send_system_line(self.events, self.masker, index, &message).await;
+                failed(started_at, None, message)
             }
             Err(err) => {
                 let message = self.masker.mask_str(&format!("executor error: {err}"));

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
@@ -65,6 +65,8 @@ pub struct ShellWorkspace {
     job_env: Vec<(String, String)>,
     processes: JobProcesses,
     is_removed: bool,
+    // Set once `cleanup` has terminated the job's processes; `Drop` kills them otherwise.
+    are_processes_stopped: bool,
 }
 
 impl ShellExecutorConfig {
@@ -157,6 +159,16 @@ impl ShellWorkspace {
     }
 }
 
+impl Drop for ShellWorkspace {
+    /// S8 even when the runner's future was dropped (e.g. an aborted task at shutdown): the
+    /// job's processes are SIGKILLed synchronously. The directory is left for the operator.
+    fn drop(&mut self) {
+        if !self.are_processes_stopped {
+            procs::kill_now(&self.processes);
+        }
+    }
+}
+
 impl Executor for ShellExecutor {
     type Workspace = ShellWorkspace;
 
@@ -208,6 +220,7 @@ impl Executor for ShellExecutor {
             job_env: job.env.clone(),
             processes,
             is_removed: false,
+            are_processes_stopped: false,
         })
     }
 
@@ -230,12 +243,13 @@ impl Executor for ShellExecutor {
         }
         let script_path = workspace.meta_dir.join(format!("step-{}.sh", io.step));
         let output_path = workspace.meta_dir.join(format!("output-{}", io.step));
-        tokio::fs::write(&script_path, script)
+        write_new_file(&script_path, script.as_bytes())
             .await
             .map_err(ExecError::io("writing the step script"))?;
-        tokio::fs::write(&output_path, b"")
+        write_new_file(&output_path, b"")
             .await
             .map_err(ExecError::io("creating the step output file"))?;
+        workspace.are_processes_stopped = false;
         let mut child = self
             .command(workspace, step, &script_path, &output_path)
             .spawn()
@@ -256,6 +270,7 @@ impl Executor for ShellExecutor {
 
     async fn cleanup(&self, workspace: &mut ShellWorkspace) -> Result<(), ExecError> {
         let killed = procs::terminate(&workspace.processes, None, self.config.kill_grace).await;
+        workspace.are_processes_stopped = true;
         if killed > 0 {
             tracing::debug!(job_dir = %workspace.job_dir.display(), killed, "stopped leftover job processes");
         }
@@ -345,12 +360,22 @@ async fn capture_optional<R: tokio::io::AsyncRead + Unpin>(
 /// Reads and parses the step's `$RUNNEL_OUTPUT`; problems become `System` log lines.
 async fn read_outputs(path: &Path, io: &StepIo<'_>) -> Vec<(String, String)> {
     let mut content = Vec::new();
-    let read = match tokio::fs::File::open(path).await {
-        Ok(file) => {
-            file.take(MAX_OUTPUT_FILE_BYTES + 1)
-                .read_to_end(&mut content)
-                .await
-        }
+    // The step controls this path: never follow a symlink it planted, never block on a FIFO.
+    let opened = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .await;
+    let read = match opened {
+        Ok(file) => match file.metadata().await {
+            Ok(metadata) if metadata.is_file() => {
+                file.take(MAX_OUTPUT_FILE_BYTES + 1)
+                    .read_to_end(&mut content)
+                    .await
+            }
+            Ok(_) => Err(io::Error::other("not a regular file")),
+            Err(err) => Err(err),
+        },
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Vec::new(),
         Err(err) => Err(err),
     };
@@ -369,6 +394,23 @@ async fn read_outputs(path: &Path, io: &StepIo<'_>) -> Vec<(String, String)> {
         io.system_line(problem).await;
     }
     parsed.outputs
+}
+
+/// Creates `path` afresh with `content`. Whatever a previous step left there (a symlink, a
+/// FIFO) is unlinked first, so the write never lands outside the job directory.
+async fn write_new_file(path: &Path, content: &[u8]) -> io::Result<()> {
+    match tokio::fs::remove_file(path).await {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+        _ => {}
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .await?;
+    file.write_all(content).await?;
+    file.flush().await
 }
 
 /// A file-system-safe, recognisable directory name for a job key.

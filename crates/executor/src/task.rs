@@ -1,13 +1,14 @@
 //! What a job runner is given (already-resolved tasks) and what it reports back (events, results).
 
+use std::fmt;
 use std::time::Duration;
 
 use runnel_domain::Timestamp;
 use runnel_domain::status::{JobStatus, StepStatus};
 
 /// One job, fully resolved: parameters substituted, plugins mapped to actions, secrets listed.
-/// The executor never parses pipeline definitions.
-#[derive(Debug, Clone, Default)]
+/// The executor never parses pipeline definitions. `Debug` shows no secret and no env value.
+#[derive(Clone, Default)]
 pub struct JobTask {
     /// Stable id used in workspace directory names and messages, e.g. `<run_id>-<job identifier>`.
     /// Any text is accepted; executors sanitize it before touching the file system.
@@ -21,8 +22,8 @@ pub struct JobTask {
     pub timeout: Option<Duration>,
 }
 
-/// One step of a job, in execution order.
-#[derive(Debug, Clone)]
+/// One step of a job, in execution order. `Debug` shows env names, not values.
+#[derive(Clone)]
 pub struct StepTask {
     pub identifier: String,
     pub name: String,
@@ -95,6 +96,36 @@ pub struct JobOutcome {
     /// `Some("timeout")` when the job deadline passed; other failures carry their reason.
     pub message: Option<String>,
     pub steps: Vec<StepResult>,
+}
+
+impl fmt::Debug for JobTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobTask")
+            .field("job_key", &self.job_key)
+            .field("env", &env_names(&self.env))
+            .field(
+                "secrets",
+                &format_args!("<{} redacted>", self.secrets.len()),
+            )
+            .field("steps", &self.steps)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl fmt::Debug for StepTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepTask")
+            .field("identifier", &self.identifier)
+            .field("name", &self.name)
+            .field("action", &self.action)
+            .field("env", &env_names(&self.env))
+            .finish()
+    }
+}
+
+fn env_names(env: &[(String, String)]) -> Vec<&str> {
+    env.iter().map(|(name, _)| name.as_str()).collect()
 }
 
 /// The wall clock as a `Timestamp`. The executor, unlike the domain, may read the clock.

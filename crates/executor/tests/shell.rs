@@ -620,3 +620,101 @@ fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_workspace_without_cleanup_still_kills_its_processes() {
+    let harness = Harness::new();
+    let executor = harness.executor();
+    let task = job()
+        .step(r#"setsid sleep 300 >/dev/null 2>&1 & echo "escaped=$!""#)
+        .task;
+    let mut workspace = executor.prepare(&task).await.expect("prepare");
+    let cookie = workspace.job_cookie().to_owned();
+    let (tx, mut rx) = mpsc::channel(64);
+    let stop = CancellationToken::new();
+    let masker = runnel_executor::Masker::none();
+    let io = runnel_executor::StepIo {
+        step: 0,
+        events: &tx,
+        masker: &masker,
+        stop: &stop,
+    };
+    let exit = executor
+        .run_step(&mut workspace, &task.steps[0], io)
+        .await
+        .expect("runs");
+    assert_eq!(exit.end, runnel_executor::StepEnd::Exited(0));
+    drop(tx);
+    let mut stdout = Vec::new();
+    while let Some(event) = rx.recv().await {
+        if let JobEvent::Log(chunk) = event {
+            stdout.extend_from_slice(&chunk.data);
+        }
+    }
+    let escaped: i32 = String::from_utf8_lossy(&stdout)
+        .trim()
+        .strip_prefix("escaped=")
+        .and_then(|pid| pid.parse().ok())
+        .expect("the script echoed its pid");
+    assert!(is_alive(escaped), "alive until the job ends");
+    let job_dir = workspace.path().to_path_buf();
+    drop(workspace);
+    assert!(!is_alive(escaped));
+    assert_eq!(processes_with_cookie(&cookie), Vec::<i32>::new());
+    assert!(job_dir.exists(), "only cleanup removes the directory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_can_be_spawned_as_tasks_and_run_concurrently() {
+    let harness = Harness::new();
+    let executor = std::sync::Arc::new(harness.executor());
+    let mut handles = Vec::new();
+    for index in 0..3 {
+        let executor = executor.clone();
+        let task = job().step(&format!("echo job-{index} in $WORKSPACE")).task;
+        handles.push(tokio::spawn(async move {
+            let (tx, mut rx) = mpsc::channel(64);
+            let drain = async { while rx.recv().await.is_some() {} };
+            let (outcome, ()) = tokio::join!(
+                run_job(&*executor, &task, tx, CancellationToken::new()),
+                drain
+            );
+            outcome
+        }));
+    }
+    for handle in handles {
+        let outcome = tokio::time::timeout(JOB_LIMIT, handle)
+            .await
+            .expect("in time")
+            .expect("no panic");
+        assert_eq!(outcome.status, JobStatus::Completed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_symlink_or_fifo_as_output_file_is_refused_not_followed() {
+    let harness = Harness::new();
+    let builder = job()
+        .step(r#"ln -sf /etc/hostname "$RUNNEL_OUTPUT""#)
+        .step(r#"rm "$RUNNEL_OUTPUT"; mkfifo "$RUNNEL_OUTPUT""#);
+    let ran = run(&harness.executor(), builder).await;
+    assert_eq!(
+        ran.statuses(),
+        [StepStatus::Completed, StepStatus::Completed]
+    );
+    assert!(
+        ran.outcome
+            .steps
+            .iter()
+            .all(|result| result.outputs.is_empty())
+    );
+    assert!(
+        ran.system(0).starts_with("cannot read $RUNNEL_OUTPUT"),
+        "{}",
+        ran.system(0)
+    );
+    assert_eq!(
+        ran.system(1),
+        "cannot read $RUNNEL_OUTPUT: not a regular file\n"
+    );
+}

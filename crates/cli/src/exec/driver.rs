@@ -13,6 +13,7 @@ use runnel_executor::{
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -73,6 +74,11 @@ impl Driver {
     /// Runs to a final status and prints the summary.
     pub(super) async fn run(mut self) -> anyhow::Result<RunStatus> {
         let started = std::time::Instant::now();
+        // Listen before any job starts, so an early Ctrl-C or SIGTERM is never missed.
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("while installing the Ctrl-C handler")?;
+        let mut terminate =
+            signal(SignalKind::terminate()).context("while installing the SIGTERM handler")?;
         self.state.start(now()).context("while starting the run")?;
         let mut interrupts = 0u32;
         loop {
@@ -86,7 +92,7 @@ impl Driver {
                     let message = message.context("every job task ended without reporting")?;
                     self.handle(message)?;
                 }
-                _ = tokio::signal::ctrl_c() => {
+                _ = async { tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {} } } => {
                     interrupts += 1;
                     if interrupts > 1 {
                         eprintln!("runnel: interrupted twice, exiting without waiting for jobs to stop");

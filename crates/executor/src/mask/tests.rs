@@ -134,3 +134,18 @@ proptest! {
         prop_assert_eq!(stream_in_pieces(&masker, &text, &cuts, &idle_after), one_shot);
     }
 }
+
+#[test]
+fn debug_output_never_shows_a_secret() {
+    let masker = masker(&["hunter2"]);
+    let mut stream = masker.stream();
+    stream.feed(b"hunt", &mut Vec::new());
+    let task = crate::task::JobTask {
+        env: vec![("TOKEN".to_owned(), "hunter2".to_owned())],
+        secrets: vec!["hunter2".to_owned()],
+        ..crate::task::JobTask::default()
+    };
+    let shown = format!("{masker:?} {stream:?} {task:?}");
+    assert!(!shown.contains("hunt"), "{shown}");
+    assert!(shown.contains("TOKEN"), "{shown}");
+}

@@ -103,6 +103,30 @@ async fn find(job: &JobProcesses, trusted_groups: &mut HashSet<i32>) -> Vec<i32>
     let scanned = tokio::task::spawn_blocking(move || scan(&cookie_entry))
         .await
         .unwrap_or_default();
+    select_targets(job, trusted_groups, scanned)
+}
+
+/// Sends SIGKILL to every process of the job right away, without a grace period or waiting:
+/// the synchronous last resort for a workspace dropped before `cleanup` ran.
+pub(crate) fn kill_now(job: &JobProcesses) {
+    let mut trusted_groups = HashSet::new();
+    for _ in 0..KILL_ROUNDS {
+        let targets = select_targets(job, &mut trusted_groups, scan(&job.cookie_entry));
+        if targets.is_empty() {
+            return;
+        }
+        for pid in targets {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn select_targets(
+    job: &JobProcesses,
+    trusted_groups: &mut HashSet<i32>,
+    scanned: Vec<ProcessInfo>,
+) -> Vec<i32> {
     for process in &scanned {
         if process.has_cookie && job.groups.contains(&process.group) {
             trusted_groups.insert(process.group);
