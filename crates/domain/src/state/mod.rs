@@ -7,9 +7,11 @@
 //! Nothing here reads the clock: every operation takes `now`.
 
 mod nodes;
+mod snapshot;
 mod transition;
 
 pub use nodes::{JobRun, SkipReason, StageRun, StepRun};
+pub use snapshot::{JobSnapshot, RestoreError, RunSnapshot, StageSnapshot, StepSnapshot};
 pub use transition::IllegalTransition;
 
 use crate::Timestamp;
