@@ -1,5 +1,6 @@
 //! `runnel`: the one binary. `exec` and `lint` work on a pipeline file locally, without a server.
 
+mod bench;
 mod exec;
 mod lint;
 mod pipeline_file;
@@ -25,6 +26,11 @@ enum Command {
     ///
     /// Exit status: 0 when the file is valid, 2 otherwise.
     Lint(lint::LintArgs),
+    /// Measure Runnel on this machine and print the figures as JSON.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -33,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Exec(args) => exec::run(args),
         Command::Lint(args) => lint::run(&args),
+        Command::Bench { command } => bench::run(command),
     };
     match result {
         Ok(code) => code,

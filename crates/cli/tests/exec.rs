@@ -292,6 +292,22 @@ fn invalid_input_is_refused_with_exit_code_2_and_says_what_to_fix() {
 }
 
 #[test]
+fn a_manual_stage_stops_a_local_run_instead_of_waiting_forever() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pipeline = write_pipeline(
+        &dir,
+        "manual.yml",
+        "stages:\n  - { name: build, jobs: [{ name: a, steps: [{ run: 'true' }] }] }\n  - { name: deploy, manual: true, jobs: [{ name: b, steps: [{ run: 'true' }] }] }\n",
+    );
+    let out = exec(&[pipeline.to_str().expect("utf-8")]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("waits for a manual start"), "{}", out.stderr);
+    assert!(row(&out.stdout, "a ").contains("COMPLETED"), "{}", out.stdout);
+    assert!(row(&out.stdout, "b ").contains("CANCELED"), "{}", out.stdout);
+    assert!(out.stdout.contains("run CANCELED"));
+}
+
+#[test]
 fn lint_reports_problems_with_exit_code_2_and_passes_valid_files() {
     let output = runnel()
         .args(["lint", example("parallel.yml").to_str().expect("utf-8")])

@@ -107,27 +107,32 @@ impl Driver {
         Ok(self.state.status())
     }
 
+    /// Lets the scheduler act until it has nothing left to do.
     fn step_scheduler(&mut self) -> anyhow::Result<()> {
-        let actions =
-            advance(&self.spec, &mut self.state, &self.context, now()).context("scheduler")?;
-        for action in actions {
-            match action {
-                Action::QueueJob(job) => self.waiting.push_back(job),
-                Action::AwaitAdmission(stage) => {
-                    let stage = self.spec.stage(stage);
-                    eprintln!(
-                        "runnel: stage `{}` waits for a manual start; `runnel exec` cannot pass it (use `runnel serve`), stopping the run",
-                        stage.name
-                    );
-                    self.cancel()?;
+        loop {
+            let actions = advance(&self.spec, &mut self.state, &self.context, now()).context("scheduler")?;
+            let mut stopped = false;
+            for action in actions {
+                match action {
+                    Action::QueueJob(job) => self.waiting.push_back(job),
+                    Action::AwaitAdmission(stage) => {
+                        let stage = self.spec.stage(stage);
+                        eprintln!(
+                            "runnel: stage `{}` waits for a manual start; `runnel exec` cannot give one (use `runnel serve`), stopping the run",
+                            stage.name
+                        );
+                        self.cancel()?;
+                        stopped = true;
+                    }
+                    Action::SkipJob { job, reason } => self.printer.note(&self.spec, job, &reason.message()),
+                    _ => {}
                 }
-                Action::SkipJob { job, reason } => {
-                    self.printer.note(&self.spec, job, &reason.message())
-                }
-                _ => {}
+            }
+            // Stopping changes what the scheduler has to do (cancelled stages, the run's end).
+            if !stopped {
+                return Ok(());
             }
         }
-        Ok(())
     }
 
     fn dispatch(&mut self) -> anyhow::Result<()> {

@@ -101,18 +101,19 @@ pub(super) fn print_summary(spec: &PipelineSpec, state: &RunState, elapsed: Dura
             }
         }
     }
+    let headers = ["STAGE / JOB / STEP", "STATUS"];
     let widths = [0, 1].map(|column| {
         rows.iter()
             .map(|row| row[column].chars().count())
+            .chain([headers[column].len()])
             .max()
             .unwrap_or(0)
     });
     let mut out = String::new();
     out.push_str(&format!(
-        "\n{:<w0$}  {:<w1$}  {}\n",
-        "STAGE / JOB / STEP",
-        "STATUS",
-        "DURATION",
+        "\n{:<w0$}  {:<w1$}  DURATION\n",
+        headers[0],
+        headers[1],
         w0 = widths[0],
         w1 = widths[1]
     ));

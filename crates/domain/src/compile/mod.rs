@@ -13,6 +13,7 @@ mod steps;
 pub use steps::{CHECKPOINT_TASK, DELAY_TASK};
 
 use crate::definition::{Format, RawJob, RawPipeline, RawStage, read_pipeline};
+use crate::definition::reader::ObjectReader;
 use crate::diagnostic::{Diagnostic, DiagnosticCode, path_join};
 use crate::expr::{Condition, parse_condition};
 use crate::params::parse_variables;
@@ -59,6 +60,9 @@ pub fn compile_text(text: &str, format: Format) -> Result<PipelineSpec, Vec<Diag
 pub fn compile(raw: &RawPipeline) -> Result<PipelineSpec, Vec<Diagnostic>> {
     let mut compiler = Compiler::default();
     let spec = compiler.run(raw);
+    for diagnostic in &mut compiler.diagnostics {
+        diagnostic.path = raw.path_rewrites.apply(&diagnostic.path);
+    }
     if compiler.diagnostics.is_empty() {
         Ok(spec)
     } else {
@@ -123,6 +127,7 @@ impl Compiler {
         if !self.within_limits(raw) {
             return spec;
         }
+        self.register_written_identifiers(raw);
 
         // Stages in execution order: by `sequence`, ties (and missing sequences) in written order.
         let mut order: Vec<usize> = (0..raw.definition.stages.len()).collect();
@@ -159,6 +164,7 @@ impl Compiler {
         self.link_jobs(&mut spec, &job_paths, &job_depends);
         if self.diagnostics.is_empty() {
             compute_upstream(&mut spec);
+            write_identifiers(&mut spec, &order);
         }
         spec
     }
@@ -215,38 +221,26 @@ impl Compiler {
     fn concurrency(&mut self, value: Option<&Value>) -> ConcurrencySpec {
         let mut spec = ConcurrencySpec::default();
         let Some(value) = value else { return spec };
-        let Value::Object(map) = value else {
-            self.push(
-                DiagnosticCode::InvalidValue,
-                "concurrency_control",
-                "concurrency_control must be an object",
-            );
+        let Some(mut reader) =
+            ObjectReader::new(value, "concurrency_control", "concurrency_control", &mut self.diagnostics)
+        else {
             return spec;
         };
-        spec.enabled = match map.get("enable") {
-            Some(Value::Bool(flag)) => *flag,
-            Some(Value::String(text)) => text.eq_ignore_ascii_case("true"),
-            _ => true,
-        };
-        match map.get("concurrency_number") {
-            None | Some(Value::Null) => {}
-            Some(number) => match number_from(number) {
-                Some(count) if (1..=1000).contains(&count) => spec.max_runs = count as u32,
+        spec.enabled = reader.boolean("enable", &mut self.diagnostics).unwrap_or(true);
+        if let Some(count) = reader.integer("concurrency_number", &mut self.diagnostics) {
+            match u32::try_from(count) {
+                Ok(count) if (1..=1000).contains(&count) => spec.max_runs = count,
                 _ => self.push(
                     DiagnosticCode::OutOfRange,
                     "concurrency_control.concurrency_number",
                     "concurrency_number must be a whole number from 1 to 1000",
                 ),
-            },
+            }
         }
-        match map.get("exceed_action").and_then(Value::as_str) {
+        match reader.string("exceed_action", &mut self.diagnostics).as_deref() {
             None => {}
-            Some(action) if action.eq_ignore_ascii_case("QUEUE") => {
-                spec.exceed_action = ExceedAction::Queue
-            }
-            Some(action) if action.eq_ignore_ascii_case("ABORT") => {
-                spec.exceed_action = ExceedAction::Abort
-            }
+            Some(action) if action.eq_ignore_ascii_case("QUEUE") => spec.exceed_action = ExceedAction::Queue,
+            Some(action) if action.eq_ignore_ascii_case("ABORT") => spec.exceed_action = ExceedAction::Abort,
             Some(other) => self.push(
                 DiagnosticCode::OutOfRange,
                 "concurrency_control.exceed_action",
@@ -313,15 +307,10 @@ impl Compiler {
                     );
                 }
                 let fallback = format!("{stage_id}-{kind}-{index}");
-                // Gate identifiers may be null in CodeArts definitions; derive one without claiming uniqueness.
-                let identifier = match step.identifier.as_deref() {
-                    Some(given) if !given.is_empty() => self.identifier(
-                        IdentifierKind::Step,
-                        Some(given),
-                        "",
-                        &fallback,
-                        &step.path,
-                    ),
+                // Gate identifiers may be null in CodeArts definitions and are not referenced by
+                // anything: derive one without claiming uniqueness.
+                let identifier = match step.identifier.as_deref().map(str::trim) {
+                    Some(given) if !given.is_empty() => given.to_owned(),
                     _ => fallback,
                 };
                 let gate_kind = match task.as_str() {
@@ -441,7 +430,10 @@ impl Compiler {
                     self.push(
                         DiagnosticCode::InvalidValue,
                         path,
-                        format!("timeout must be a positive whole number, not `{text}`"),
+                        format!(
+                            "timeout `{text}` is not a positive whole number of `timeout_unit` (H, M or S); \
+                             in YAML a number with s, m or h also works, like 90s, 10m or 2h"
+                        ),
                     );
                     return DEFAULT_JOB_TIMEOUT;
                 }
@@ -457,11 +449,12 @@ impl Compiler {
             None | Some("") | Some("M") | Some("MIN") | Some("MINUTE") | Some("MINUTES") => 60,
             Some("H") | Some("HOUR") | Some("HOURS") => 3600,
             Some("S") | Some("SEC") | Some("SECOND") | Some("SECONDS") => 1,
-            Some(other) => {
+            Some(_) => {
+                let written = raw.timeout_unit.as_deref().unwrap_or_default().trim();
                 self.push(
                     DiagnosticCode::OutOfRange,
                     path_join(&raw.path, "timeout_unit"),
-                    format!("timeout_unit must be H, M or S, not `{other}`"),
+                    format!("timeout_unit must be H, M or S, not `{written}`"),
                 );
                 return DEFAULT_JOB_TIMEOUT;
             }
@@ -503,6 +496,41 @@ impl Compiler {
 
     /// Validates a written identifier, or derives one (from the name when it is a valid, unused
     /// identifier, else `fallback`). Records it for the uniqueness check.
+    /// Registers every identifier the author wrote, before any is derived, so a derived one never
+    /// takes a written one's name and duplicates are reported where the author wrote them.
+    fn register_written_identifiers(&mut self, raw: &RawPipeline) {
+        for stage in &raw.definition.stages {
+            self.register_written(IdentifierKind::Stage, stage.identifier.as_deref(), &stage.path);
+            for job in &stage.jobs {
+                self.register_written(IdentifierKind::Job, job.identifier.as_deref(), &job.path);
+                for step in &job.steps {
+                    self.register_written(IdentifierKind::Step, step.identifier.as_deref(), &step.path);
+                }
+            }
+        }
+    }
+
+    fn register_written(&mut self, kind: IdentifierKind, given: Option<&str>, path: &str) {
+        let Some(given) = given.map(str::trim).filter(|given| !given.is_empty()) else { return };
+        let field = path_join(path, "identifier");
+        if !is_valid_identifier(given) {
+            self.push(
+                DiagnosticCode::InvalidValue,
+                field.clone(),
+                format!("identifier `{given}` must be 1–128 characters of letters, digits, `_` and `-`"),
+            );
+        }
+        let key = (kind, given.to_owned());
+        if let Some(first) = self.identifiers.get(&key) {
+            let message = format!("identifier `{given}` is already used at {first}");
+            self.push(DiagnosticCode::Duplicate, field, message);
+        } else {
+            self.identifiers.insert(key, path.to_owned());
+        }
+    }
+
+    /// The written identifier (already registered), or a derived one: the name when it is a
+    /// valid identifier not yet taken, else `fallback`, with `-2`, `-3`, … added until unused.
     pub(crate) fn identifier(
         &mut self,
         kind: IdentifierKind,
@@ -511,37 +539,23 @@ impl Compiler {
         fallback: &str,
         path: &str,
     ) -> String {
-        let field = path_join(path, "identifier");
-        let identifier = match given.map(str::trim) {
-            Some(given) if !given.is_empty() => {
-                if !is_valid_identifier(given) {
-                    self.push(
-                        DiagnosticCode::InvalidValue,
-                        field.clone(),
-                        format!("identifier `{given}` must be 1–128 characters of letters, digits, `_` and `-`"),
-                    );
-                }
-                given.to_owned()
-            }
-            _ => {
-                let slug = slugify(name);
-                if is_valid_identifier(&slug)
-                    && !self.identifiers.contains_key(&(kind, slug.clone()))
-                {
-                    slug
-                } else {
-                    fallback.to_owned()
-                }
-            }
-        };
-        let key = (kind, identifier.clone());
-        if let Some(first) = self.identifiers.get(&key) {
-            let message = format!("identifier `{identifier}` is already used at {first}");
-            self.push(DiagnosticCode::Duplicate, field, message);
-        } else {
-            self.identifiers.insert(key, path.to_owned());
+        if let Some(given) = given.map(str::trim).filter(|given| !given.is_empty()) {
+            return given.to_owned();
         }
-        identifier
+        let slug = slugify(name);
+        let base = if is_valid_identifier(&slug) && !self.identifiers.contains_key(&(kind, slug.clone())) {
+            slug
+        } else {
+            fallback.to_owned()
+        };
+        let mut candidate = base.clone();
+        let mut counter = 2;
+        while self.identifiers.contains_key(&(kind, candidate.clone())) {
+            candidate = format!("{base}-{counter}");
+            counter += 1;
+        }
+        self.identifiers.insert((kind, candidate.clone()), path.to_owned());
+        candidate
     }
 
     pub(crate) fn condition(&mut self, text: Option<&str>, path: &str) -> Condition {
@@ -669,6 +683,41 @@ impl Compiler {
     }
 }
 
+/// Writes derived identifiers into the stored definition, so that what is stored names every
+/// stage, job and step the way runs and `depends_on` will (spec §11.3: "generate if missing").
+/// `order[position]` is the written index of the stage at `position`.
+fn write_identifiers(spec: &mut PipelineSpec, order: &[usize]) {
+    let PipelineSpec { stages, jobs, definition, .. } = spec;
+    let Some(Value::Array(written_stages)) = definition.get_mut("stages") else { return };
+    for (position, stage) in stages.iter().enumerate() {
+        let Some(Value::Object(written_stage)) = written_stages.get_mut(order[position]) else { continue };
+        set_identifier(written_stage, &stage.identifier);
+        let Some(Value::Array(written_jobs)) = written_stage.get_mut("jobs") else { continue };
+        for (job_position, job_index) in stage.jobs.iter().enumerate() {
+            let job = &jobs[job_index.index()];
+            let Some(Value::Object(written_job)) = written_jobs.get_mut(job_position) else { continue };
+            set_identifier(written_job, &job.identifier);
+            let Some(Value::Array(written_steps)) = written_job.get_mut("steps") else { continue };
+            for (step, written_step) in job.steps.iter().zip(written_steps.iter_mut()) {
+                if let Value::Object(written_step) = written_step {
+                    set_identifier(written_step, &step.identifier);
+                }
+            }
+        }
+    }
+}
+
+fn set_identifier(object: &mut serde_json::Map<String, Value>, identifier: &str) {
+    let missing = match object.get("identifier") {
+        None | Some(Value::Null) => true,
+        Some(Value::String(text)) => text.trim().is_empty(),
+        Some(_) => false,
+    };
+    if missing {
+        object.insert("identifier".to_owned(), Value::String(identifier.to_owned()));
+    }
+}
+
 /// Fills the transitive `upstream` sets. Only called on an acyclic spec.
 fn compute_upstream(spec: &mut PipelineSpec) {
     fn closure(direct: &[Vec<usize>]) -> Vec<Vec<usize>> {
@@ -737,10 +786,4 @@ fn slugify(name: &str) -> String {
     }
 }
 
-fn number_from(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(number) => number.as_i64(),
-        Value::String(text) => text.trim().parse().ok(),
-        _ => None,
-    }
-}
+

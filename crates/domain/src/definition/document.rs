@@ -10,6 +10,11 @@ pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 /// Nesting deeper than this is refused (JSON and YAML alike).
 pub const MAX_DEPTH: usize = 64;
 
+/// A document with more values than this (objects, lists and scalars) is refused before it is
+/// read any further: the largest valid pipeline (`compile::MAX_STEPS` steps) needs far fewer,
+/// and counting is cheap where reading is not.
+pub const MAX_VALUES: usize = 300_000;
+
 /// Which syntax a pipeline file is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -60,13 +65,21 @@ pub fn parse_text(text: &str, format: Format) -> Result<Value, Diagnostic> {
         Format::Json => parse_json(text)?,
         Format::Yaml => parse_yaml(text)?,
     };
-    check_depth(&value)?;
+    check_shape(&value)?;
     Ok(value)
 }
 
 fn parse_json(text: &str) -> Result<Value, Diagnostic> {
     // serde_json refuses nesting deeper than 128 with an error, so hostile depth cannot overflow the stack.
     serde_json::from_str::<Value>(text.trim_start_matches('\u{feff}')).map_err(|err| {
+        if err.to_string().contains("recursion limit exceeded") {
+            return Diagnostic::new(
+                DiagnosticCode::TooLarge,
+                "",
+                format!("the document nests deeper than {MAX_DEPTH} levels"),
+            )
+            .at_position(err.line(), err.column());
+        }
         Diagnostic::new(
             DiagnosticCode::Syntax,
             "",
@@ -83,7 +96,7 @@ fn parse_yaml(text: &str) -> Result<Value, Diagnostic> {
             max_aliases: 1_000,
             max_anchors: 1_000,
             max_depth: MAX_DEPTH,
-            max_nodes: 500_000,
+            max_nodes: MAX_VALUES,
             max_events: 2_000_000,
             max_documents: 1,
         },
@@ -94,11 +107,14 @@ fn parse_yaml(text: &str) -> Result<Value, Diagnostic> {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
     };
     let value: Value = serde_saphyr::from_str_with_options(text, options).map_err(|err| {
-        let mut diagnostic = Diagnostic::new(
-            DiagnosticCode::Syntax,
-            "",
-            format!("invalid YAML: {}", first_line(&err.to_string())),
-        );
+        // Budget breaches reach us wrapped in other variants; the message names them reliably.
+        let text = err.to_string();
+        let (code, what) = if text.contains("budget breached") || text.contains("recursion limit exceeded") {
+            (DiagnosticCode::TooLarge, "the YAML is over the size limits")
+        } else {
+            (DiagnosticCode::Syntax, "invalid YAML")
+        };
+        let mut diagnostic = Diagnostic::new(code, "", format!("{what}: {}", yaml_message(&err.to_string())));
         if let Some(location) = err.location() {
             diagnostic = diagnostic.at_position(
                 usize::try_from(location.line()).unwrap_or(usize::MAX),
@@ -111,10 +127,19 @@ fn parse_yaml(text: &str) -> Result<Value, Diagnostic> {
     Ok(value)
 }
 
-fn check_depth(value: &Value) -> Result<(), Diagnostic> {
+fn check_shape(value: &Value) -> Result<(), Diagnostic> {
     // Iterative, so depth checking itself cannot overflow.
     let mut stack = vec![(value, 1usize)];
+    let mut count = 0usize;
     while let Some((node, depth)) = stack.pop() {
+        count += 1;
+        if count > MAX_VALUES {
+            return Err(Diagnostic::new(
+                DiagnosticCode::TooLarge,
+                "",
+                format!("the document holds more than {MAX_VALUES} values; a pipeline is far smaller"),
+            ));
+        }
         if depth > MAX_DEPTH {
             return Err(Diagnostic::new(
                 DiagnosticCode::TooLarge,
@@ -139,8 +164,15 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or(message).to_owned()
+/// The first line of a serde-saphyr message, without the `error: line L column C: ` prefix
+/// (the position travels in the diagnostic's own fields).
+fn yaml_message(message: &str) -> String {
+    let first = message.lines().next().unwrap_or(message);
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match first.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
+        Some((position, rest)) if position.contains(" column ") => rest.to_owned(),
+        _ => first.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@
 
 mod document;
 mod raw;
-mod reader;
+pub(crate) mod reader;
 pub mod yaml;
 
-pub use document::{Format, MAX_DEPTH, MAX_DOCUMENT_BYTES, parse_text};
+pub use document::{Format, MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_VALUES, parse_text};
 pub use raw::{RawDefinition, RawInput, RawJob, RawStage, RawStep, read_definition};
 
 use crate::diagnostic::{Diagnostic, DiagnosticCode};
@@ -28,6 +28,8 @@ pub struct RawPipeline {
     pub definition: RawDefinition,
     /// The definition object exactly as given (YAML conveniences expanded), for storing verbatim.
     pub definition_value: Value,
+    /// How to name places the way the file wrote them (YAML conveniences); empty for JSON.
+    pub path_rewrites: yaml::PathRewrites,
 }
 
 /// Reads a pipeline file. Accepted shapes:
@@ -50,11 +52,65 @@ pub fn read_pipeline(
             return None;
         }
     };
-    let document = match format {
-        Format::Json => document,
-        Format::Yaml => yaml::desugar(document, diagnostics),
-    };
-    Some(read_pipeline_value(&document, diagnostics))
+    if let Some(too_large) = check_size(definition_of(&document)) {
+        diagnostics.push(too_large);
+        return None;
+    }
+    match format {
+        Format::Json => Some(read_pipeline_value(&document, diagnostics)),
+        Format::Yaml => {
+            let first = diagnostics.len();
+            let (document, rewrites) = yaml::desugar(document, diagnostics);
+            let mut pipeline = read_pipeline_value(&document, diagnostics);
+            for diagnostic in &mut diagnostics[first..] {
+                diagnostic.path = rewrites.apply(&diagnostic.path);
+            }
+            pipeline.path_rewrites = rewrites;
+            Some(pipeline)
+        }
+    }
+}
+
+/// The definition inside a document: the document itself, its `definition` object, or (YAML
+/// shorthand) the document with top-level `jobs`. A definition still encoded as a string is
+/// checked after it is parsed, in [`read_pipeline_value`].
+fn definition_of(document: &Value) -> &Value {
+    match document.get("definition") {
+        Some(definition @ Value::Object(_)) => definition,
+        _ => document,
+    }
+}
+
+/// Refuses a definition over the stage, job or step limits by counting, before any further work.
+fn check_size(definition: &Value) -> Option<Diagnostic> {
+    use crate::compile::{MAX_JOBS, MAX_STAGES, MAX_STEPS, MAX_STEPS_PER_JOB};
+    fn list(value: Option<&Value>) -> &[Value] {
+        match value {
+            Some(Value::Array(items)) => items.as_slice(),
+            _ => &[],
+        }
+    }
+    let stages = list(definition.get("stages"));
+    let shorthand_jobs = list(definition.get("jobs"));
+    let jobs: Vec<&Value> = stages
+        .iter()
+        .flat_map(|stage| list(stage.get("jobs")))
+        .chain(shorthand_jobs)
+        .collect();
+    let steps_per_job = jobs.iter().map(|job| list(job.get("steps")).len());
+    let (most_steps, total_steps) = steps_per_job.fold((0, 0), |(most, total), count| (most.max(count), total + count));
+    let too_large = |message: String| Some(Diagnostic::new(DiagnosticCode::TooLarge, "stages", message));
+    if stages.len() > MAX_STAGES {
+        too_large(format!("{} stages; at most {MAX_STAGES} are allowed", stages.len()))
+    } else if jobs.len() > MAX_JOBS {
+        too_large(format!("{} jobs; at most {MAX_JOBS} are allowed", jobs.len()))
+    } else if total_steps > MAX_STEPS {
+        too_large(format!("{total_steps} steps; at most {MAX_STEPS} are allowed"))
+    } else if most_steps > MAX_STEPS_PER_JOB {
+        too_large(format!("a job has {most_steps} steps; at most {MAX_STEPS_PER_JOB} are allowed in one job"))
+    } else {
+        None
+    }
 }
 
 /// Reads an already-parsed pipeline body or bare definition, collecting diagnostics.
@@ -77,7 +133,13 @@ pub fn read_pipeline_value(document: &Value, diagnostics: &mut Vec<Diagnostic>) 
     let definition_value = match reader.value("definition") {
         // The CodeArts wire form: a JSON document encoded as a string (spec §11.1).
         Some(Value::String(text)) => match parse_text(text, Format::Json) {
-            Ok(value) => value,
+            Ok(value) => match check_size(&value) {
+                None => value,
+                Some(too_large) => {
+                    diagnostics.push(too_large);
+                    return RawPipeline { name, description, variables, concurrency, ..RawPipeline::default() };
+                }
+            },
             Err(mut diagnostic) => {
                 diagnostic.path = "definition".to_owned();
                 diagnostic.message = format!("definition is invalid: {}", diagnostic.message);
@@ -131,5 +193,6 @@ pub fn read_pipeline_value(document: &Value, diagnostics: &mut Vec<Diagnostic>) 
         concurrency,
         definition: read_definition(&definition_value, diagnostics),
         definition_value,
+        path_rewrites: yaml::PathRewrites::default(),
     }
 }
