@@ -301,9 +301,21 @@ fn a_manual_stage_stops_a_local_run_instead_of_waiting_forever() {
     );
     let out = exec(&[pipeline.to_str().expect("utf-8")]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("waits for a manual start"), "{}", out.stderr);
-    assert!(row(&out.stdout, "a ").contains("COMPLETED"), "{}", out.stdout);
-    assert!(row(&out.stdout, "b ").contains("CANCELED"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("waits for a manual start"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        row(&out.stdout, "a ").contains("COMPLETED"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        row(&out.stdout, "b ").contains("CANCELED"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("run CANCELED"));
 }
 

@@ -110,7 +110,8 @@ impl Driver {
     /// Lets the scheduler act until it has nothing left to do.
     fn step_scheduler(&mut self) -> anyhow::Result<()> {
         loop {
-            let actions = advance(&self.spec, &mut self.state, &self.context, now()).context("scheduler")?;
+            let actions =
+                advance(&self.spec, &mut self.state, &self.context, now()).context("scheduler")?;
             let mut stopped = false;
             for action in actions {
                 match action {
@@ -124,7 +125,9 @@ impl Driver {
                         self.cancel()?;
                         stopped = true;
                     }
-                    Action::SkipJob { job, reason } => self.printer.note(&self.spec, job, &reason.message()),
+                    Action::SkipJob { job, reason } => {
+                        self.printer.note(&self.spec, job, &reason.message())
+                    }
                     _ => {}
                 }
             }

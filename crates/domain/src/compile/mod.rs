@@ -12,8 +12,8 @@ mod steps;
 
 pub use steps::{CHECKPOINT_TASK, DELAY_TASK};
 
-use crate::definition::{Format, RawJob, RawPipeline, RawStage, read_pipeline};
 use crate::definition::reader::ObjectReader;
+use crate::definition::{Format, RawJob, RawPipeline, RawStage, read_pipeline};
 use crate::diagnostic::{Diagnostic, DiagnosticCode, path_join};
 use crate::expr::{Condition, parse_condition};
 use crate::params::parse_variables;
@@ -221,12 +221,17 @@ impl Compiler {
     fn concurrency(&mut self, value: Option<&Value>) -> ConcurrencySpec {
         let mut spec = ConcurrencySpec::default();
         let Some(value) = value else { return spec };
-        let Some(mut reader) =
-            ObjectReader::new(value, "concurrency_control", "concurrency_control", &mut self.diagnostics)
-        else {
+        let Some(mut reader) = ObjectReader::new(
+            value,
+            "concurrency_control",
+            "concurrency_control",
+            &mut self.diagnostics,
+        ) else {
             return spec;
         };
-        spec.enabled = reader.boolean("enable", &mut self.diagnostics).unwrap_or(true);
+        spec.enabled = reader
+            .boolean("enable", &mut self.diagnostics)
+            .unwrap_or(true);
         if let Some(count) = reader.integer("concurrency_number", &mut self.diagnostics) {
             match u32::try_from(count) {
                 Ok(count) if (1..=1000).contains(&count) => spec.max_runs = count,
@@ -237,10 +242,17 @@ impl Compiler {
                 ),
             }
         }
-        match reader.string("exceed_action", &mut self.diagnostics).as_deref() {
+        match reader
+            .string("exceed_action", &mut self.diagnostics)
+            .as_deref()
+        {
             None => {}
-            Some(action) if action.eq_ignore_ascii_case("QUEUE") => spec.exceed_action = ExceedAction::Queue,
-            Some(action) if action.eq_ignore_ascii_case("ABORT") => spec.exceed_action = ExceedAction::Abort,
+            Some(action) if action.eq_ignore_ascii_case("QUEUE") => {
+                spec.exceed_action = ExceedAction::Queue
+            }
+            Some(action) if action.eq_ignore_ascii_case("ABORT") => {
+                spec.exceed_action = ExceedAction::Abort
+            }
             Some(other) => self.push(
                 DiagnosticCode::OutOfRange,
                 "concurrency_control.exceed_action",
@@ -500,24 +512,36 @@ impl Compiler {
     /// takes a written one's name and duplicates are reported where the author wrote them.
     fn register_written_identifiers(&mut self, raw: &RawPipeline) {
         for stage in &raw.definition.stages {
-            self.register_written(IdentifierKind::Stage, stage.identifier.as_deref(), &stage.path);
+            self.register_written(
+                IdentifierKind::Stage,
+                stage.identifier.as_deref(),
+                &stage.path,
+            );
             for job in &stage.jobs {
                 self.register_written(IdentifierKind::Job, job.identifier.as_deref(), &job.path);
                 for step in &job.steps {
-                    self.register_written(IdentifierKind::Step, step.identifier.as_deref(), &step.path);
+                    self.register_written(
+                        IdentifierKind::Step,
+                        step.identifier.as_deref(),
+                        &step.path,
+                    );
                 }
             }
         }
     }
 
     fn register_written(&mut self, kind: IdentifierKind, given: Option<&str>, path: &str) {
-        let Some(given) = given.map(str::trim).filter(|given| !given.is_empty()) else { return };
+        let Some(given) = given.map(str::trim).filter(|given| !given.is_empty()) else {
+            return;
+        };
         let field = path_join(path, "identifier");
         if !is_valid_identifier(given) {
             self.push(
                 DiagnosticCode::InvalidValue,
                 field.clone(),
-                format!("identifier `{given}` must be 1–128 characters of letters, digits, `_` and `-`"),
+                format!(
+                    "identifier `{given}` must be 1–128 characters of letters, digits, `_` and `-`"
+                ),
             );
         }
         let key = (kind, given.to_owned());
@@ -543,7 +567,9 @@ impl Compiler {
             return given.to_owned();
         }
         let slug = slugify(name);
-        let base = if is_valid_identifier(&slug) && !self.identifiers.contains_key(&(kind, slug.clone())) {
+        let base = if is_valid_identifier(&slug)
+            && !self.identifiers.contains_key(&(kind, slug.clone()))
+        {
             slug
         } else {
             fallback.to_owned()
@@ -554,7 +580,8 @@ impl Compiler {
             candidate = format!("{base}-{counter}");
             counter += 1;
         }
-        self.identifiers.insert((kind, candidate.clone()), path.to_owned());
+        self.identifiers
+            .insert((kind, candidate.clone()), path.to_owned());
         candidate
     }
 
@@ -687,17 +714,32 @@ impl Compiler {
 /// stage, job and step the way runs and `depends_on` will (spec §11.3: "generate if missing").
 /// `order[position]` is the written index of the stage at `position`.
 fn write_identifiers(spec: &mut PipelineSpec, order: &[usize]) {
-    let PipelineSpec { stages, jobs, definition, .. } = spec;
-    let Some(Value::Array(written_stages)) = definition.get_mut("stages") else { return };
+    let PipelineSpec {
+        stages,
+        jobs,
+        definition,
+        ..
+    } = spec;
+    let Some(Value::Array(written_stages)) = definition.get_mut("stages") else {
+        return;
+    };
     for (position, stage) in stages.iter().enumerate() {
-        let Some(Value::Object(written_stage)) = written_stages.get_mut(order[position]) else { continue };
+        let Some(Value::Object(written_stage)) = written_stages.get_mut(order[position]) else {
+            continue;
+        };
         set_identifier(written_stage, &stage.identifier);
-        let Some(Value::Array(written_jobs)) = written_stage.get_mut("jobs") else { continue };
+        let Some(Value::Array(written_jobs)) = written_stage.get_mut("jobs") else {
+            continue;
+        };
         for (job_position, job_index) in stage.jobs.iter().enumerate() {
             let job = &jobs[job_index.index()];
-            let Some(Value::Object(written_job)) = written_jobs.get_mut(job_position) else { continue };
+            let Some(Value::Object(written_job)) = written_jobs.get_mut(job_position) else {
+                continue;
+            };
             set_identifier(written_job, &job.identifier);
-            let Some(Value::Array(written_steps)) = written_job.get_mut("steps") else { continue };
+            let Some(Value::Array(written_steps)) = written_job.get_mut("steps") else {
+                continue;
+            };
             for (step, written_step) in job.steps.iter().zip(written_steps.iter_mut()) {
                 if let Value::Object(written_step) = written_step {
                     set_identifier(written_step, &step.identifier);
@@ -714,7 +756,10 @@ fn set_identifier(object: &mut serde_json::Map<String, Value>, identifier: &str)
         Some(_) => false,
     };
     if missing {
-        object.insert("identifier".to_owned(), Value::String(identifier.to_owned()));
+        object.insert(
+            "identifier".to_owned(),
+            Value::String(identifier.to_owned()),
+        );
     }
 }
 
@@ -785,5 +830,3 @@ fn slugify(name: &str) -> String {
         slug
     }
 }
-
-

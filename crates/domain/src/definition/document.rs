@@ -109,12 +109,17 @@ fn parse_yaml(text: &str) -> Result<Value, Diagnostic> {
     let value: Value = serde_saphyr::from_str_with_options(text, options).map_err(|err| {
         // Budget breaches reach us wrapped in other variants; the message names them reliably.
         let text = err.to_string();
-        let (code, what) = if text.contains("budget breached") || text.contains("recursion limit exceeded") {
-            (DiagnosticCode::TooLarge, "the YAML is over the size limits")
-        } else {
-            (DiagnosticCode::Syntax, "invalid YAML")
-        };
-        let mut diagnostic = Diagnostic::new(code, "", format!("{what}: {}", yaml_message(&err.to_string())));
+        let (code, what) =
+            if text.contains("budget breached") || text.contains("recursion limit exceeded") {
+                (DiagnosticCode::TooLarge, "the YAML is over the size limits")
+            } else {
+                (DiagnosticCode::Syntax, "invalid YAML")
+            };
+        let mut diagnostic = Diagnostic::new(
+            code,
+            "",
+            format!("{what}: {}", yaml_message(&err.to_string())),
+        );
         if let Some(location) = err.location() {
             diagnostic = diagnostic.at_position(
                 usize::try_from(location.line()).unwrap_or(usize::MAX),
@@ -137,7 +142,9 @@ fn check_shape(value: &Value) -> Result<(), Diagnostic> {
             return Err(Diagnostic::new(
                 DiagnosticCode::TooLarge,
                 "",
-                format!("the document holds more than {MAX_VALUES} values; a pipeline is far smaller"),
+                format!(
+                    "the document holds more than {MAX_VALUES} values; a pipeline is far smaller"
+                ),
             ));
         }
         if depth > MAX_DEPTH {
@@ -169,7 +176,10 @@ fn strip_position(message: &str) -> String {
 fn yaml_message(message: &str) -> String {
     let first = message.lines().next().unwrap_or(message);
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    match first.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
+    match first
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
         Some((position, rest)) if position.contains(" column ") => rest.to_owned(),
         _ => first.to_owned(),
     }

@@ -98,16 +98,29 @@ fn check_size(definition: &Value) -> Option<Diagnostic> {
         .chain(shorthand_jobs)
         .collect();
     let steps_per_job = jobs.iter().map(|job| list(job.get("steps")).len());
-    let (most_steps, total_steps) = steps_per_job.fold((0, 0), |(most, total), count| (most.max(count), total + count));
-    let too_large = |message: String| Some(Diagnostic::new(DiagnosticCode::TooLarge, "stages", message));
+    let (most_steps, total_steps) = steps_per_job.fold((0, 0), |(most, total), count| {
+        (most.max(count), total + count)
+    });
+    let too_large =
+        |message: String| Some(Diagnostic::new(DiagnosticCode::TooLarge, "stages", message));
     if stages.len() > MAX_STAGES {
-        too_large(format!("{} stages; at most {MAX_STAGES} are allowed", stages.len()))
+        too_large(format!(
+            "{} stages; at most {MAX_STAGES} are allowed",
+            stages.len()
+        ))
     } else if jobs.len() > MAX_JOBS {
-        too_large(format!("{} jobs; at most {MAX_JOBS} are allowed", jobs.len()))
+        too_large(format!(
+            "{} jobs; at most {MAX_JOBS} are allowed",
+            jobs.len()
+        ))
     } else if total_steps > MAX_STEPS {
-        too_large(format!("{total_steps} steps; at most {MAX_STEPS} are allowed"))
+        too_large(format!(
+            "{total_steps} steps; at most {MAX_STEPS} are allowed"
+        ))
     } else if most_steps > MAX_STEPS_PER_JOB {
-        too_large(format!("a job has {most_steps} steps; at most {MAX_STEPS_PER_JOB} are allowed in one job"))
+        too_large(format!(
+            "a job has {most_steps} steps; at most {MAX_STEPS_PER_JOB} are allowed in one job"
+        ))
     } else {
         None
     }
@@ -137,7 +150,13 @@ pub fn read_pipeline_value(document: &Value, diagnostics: &mut Vec<Diagnostic>) 
                 None => value,
                 Some(too_large) => {
                     diagnostics.push(too_large);
-                    return RawPipeline { name, description, variables, concurrency, ..RawPipeline::default() };
+                    return RawPipeline {
+                        name,
+                        description,
+                        variables,
+                        concurrency,
+                        ..RawPipeline::default()
+                    };
                 }
             },
             Err(mut diagnostic) => {

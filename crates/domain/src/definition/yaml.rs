@@ -15,20 +15,78 @@ pub const SHELL_TASK: &str = "official_shell_plugin";
 /// The input key holding a shell step's script.
 pub const SHELL_SCRIPT_INPUT: &str = "OFFICIAL_SHELL_SCRIPT_INPUT";
 
-const TOP_KEYS: &[&str] = &["name", "description", "variables", "concurrency", "concurrency_control", "stages", "jobs"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "variables",
+    "concurrency",
+    "concurrency_control",
+    "stages",
+    "jobs",
+];
 const STAGE_KEYS: &[&str] = &[
-    "name", "id", "identifier", "sequence", "needs", "depends_on", "if", "run_condition", "always", "run_always",
-    "parallel", "manual", "pre", "post", "jobs", "type",
+    "name",
+    "id",
+    "identifier",
+    "sequence",
+    "needs",
+    "depends_on",
+    "if",
+    "run_condition",
+    "always",
+    "run_always",
+    "parallel",
+    "manual",
+    "pre",
+    "post",
+    "jobs",
+    "type",
 ];
 const JOB_KEYS: &[&str] = &[
-    "name", "id", "identifier", "sequence", "needs", "depends_on", "if", "condition", "select", "strategy",
-    "timeout", "timeout_unit", "resource", "exec_type", "async", "env", "steps",
+    "name",
+    "id",
+    "identifier",
+    "sequence",
+    "needs",
+    "depends_on",
+    "if",
+    "condition",
+    "select",
+    "strategy",
+    "timeout",
+    "timeout_unit",
+    "resource",
+    "exec_type",
+    "async",
+    "env",
+    "steps",
     // CodeArts UI bookkeeping, accepted so a definition converted to YAML still reads.
-    "identifier_old", "stage_index", "type", "reusable_job_id", "condition_tag", "stage_id", "unfinished_steps",
+    "identifier_old",
+    "stage_index",
+    "type",
+    "reusable_job_id",
+    "condition_tag",
+    "stage_id",
+    "unfinished_steps",
 ];
 const STEP_KEYS: &[&str] = &[
-    "name", "id", "identifier", "task", "run", "with", "inputs", "env", "enabled", "enable", "sequence",
-    "business_type", "runtime_attribution", "official_task_version", "multi_step_editable", "endpoint_ids", "icon_url",
+    "name",
+    "id",
+    "identifier",
+    "task",
+    "run",
+    "with",
+    "inputs",
+    "env",
+    "enabled",
+    "enable",
+    "sequence",
+    "business_type",
+    "runtime_attribution",
+    "official_task_version",
+    "multi_step_editable",
+    "endpoint_ids",
+    "icon_url",
 ];
 
 /// Maps paths in the desugared document back to the YAML as written.
@@ -69,12 +127,21 @@ pub fn desugar(document: Value, diagnostics: &mut Vec<Diagnostic>) -> (Value, Pa
         let (code, message) = if document.is_null() {
             (DiagnosticCode::Missing, "the pipeline file is empty")
         } else {
-            (DiagnosticCode::InvalidValue, "a pipeline file must be a mapping with `stages` (or `jobs`)")
+            (
+                DiagnosticCode::InvalidValue,
+                "a pipeline file must be a mapping with `stages` (or `jobs`)",
+            )
         };
         diagnostics.push(Diagnostic::new(code, "", message));
         return (json!({"definition": {"stages": []}}), rewrites);
     };
-    check_keys(&top, TOP_KEYS, "", "at the top of a pipeline file", diagnostics);
+    check_keys(
+        &top,
+        TOP_KEYS,
+        "",
+        "at the top of a pipeline file",
+        diagnostics,
+    );
 
     let mut body = Map::new();
     for key in ["name", "description", "variables"] {
@@ -82,9 +149,19 @@ pub fn desugar(document: Value, diagnostics: &mut Vec<Diagnostic>) -> (Value, Pa
             body.insert(key.to_owned(), value);
         }
     }
-    rename(&mut top, "concurrency", "concurrency_control", "", &mut rewrites, diagnostics);
+    rename(
+        &mut top,
+        "concurrency",
+        "concurrency_control",
+        "",
+        &mut rewrites,
+        diagnostics,
+    );
     if let Some(concurrency) = top.remove("concurrency_control") {
-        body.insert("concurrency_control".to_owned(), desugar_concurrency(concurrency));
+        body.insert(
+            "concurrency_control".to_owned(),
+            desugar_concurrency(concurrency),
+        );
     }
 
     // Shorthand: a file with `jobs` and no `stages` is one stage named "default".
@@ -97,13 +174,21 @@ pub fn desugar(document: Value, diagnostics: &mut Vec<Diagnostic>) -> (Value, Pa
             ));
             top.remove("jobs");
         } else if let Some(jobs) = top.remove("jobs") {
-            top.insert("stages".to_owned(), json!([{"name": "default", "identifier": "default", "jobs": jobs}]));
+            top.insert(
+                "stages".to_owned(),
+                json!([{"name": "default", "identifier": "default", "jobs": jobs}]),
+            );
             if let Some(Value::Array(stages)) = top.get_mut("stages")
                 && let Some(Value::Object(stage)) = stages.first_mut()
                 && let Some(Value::Array(jobs)) = stage.get_mut("jobs")
             {
                 for (index, job) in jobs.iter_mut().enumerate() {
-                    desugar_job(job, &format!("stages[0].jobs[{index}]"), &mut rewrites, diagnostics);
+                    desugar_job(
+                        job,
+                        &format!("stages[0].jobs[{index}]"),
+                        &mut rewrites,
+                        diagnostics,
+                    );
                 }
             }
             rewrites.add("stages[0].jobs".to_owned(), "jobs".to_owned());
@@ -113,7 +198,12 @@ pub fn desugar(document: Value, diagnostics: &mut Vec<Diagnostic>) -> (Value, Pa
     }
     if let Some(Value::Array(stages)) = top.get_mut("stages") {
         for (index, stage) in stages.iter_mut().enumerate() {
-            desugar_stage(stage, &path_index("stages", index), &mut rewrites, diagnostics);
+            desugar_stage(
+                stage,
+                &path_index("stages", index),
+                &mut rewrites,
+                diagnostics,
+            );
         }
     }
     body.insert("definition".to_owned(), Value::Object(top));
@@ -129,12 +219,19 @@ fn desugar_concurrency(value: Value) -> Value {
             map.entry("enable").or_insert(Value::Bool(true));
             Value::Object(map)
         }
-        Value::Number(number) => json!({"concurrency_number": number, "exceed_action": "QUEUE", "enable": true}),
+        Value::Number(number) => {
+            json!({"concurrency_number": number, "exceed_action": "QUEUE", "enable": true})
+        }
         other => other,
     }
 }
 
-fn desugar_stage(stage: &mut Value, path: &str, rewrites: &mut PathRewrites, diagnostics: &mut Vec<Diagnostic>) {
+fn desugar_stage(
+    stage: &mut Value,
+    path: &str,
+    rewrites: &mut PathRewrites,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     let Value::Object(map) = stage else { return };
     check_keys(map, STAGE_KEYS, path, "in a stage", diagnostics);
     rename(map, "id", "identifier", path, rewrites, diagnostics);
@@ -166,7 +263,12 @@ fn desugar_stage(stage: &mut Value, path: &str, rewrites: &mut PathRewrites, dia
     }
 }
 
-fn desugar_job(job: &mut Value, path: &str, rewrites: &mut PathRewrites, diagnostics: &mut Vec<Diagnostic>) {
+fn desugar_job(
+    job: &mut Value,
+    path: &str,
+    rewrites: &mut PathRewrites,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     let Value::Object(map) = job else { return };
     check_keys(map, JOB_KEYS, path, "in a job", diagnostics);
     rename(map, "id", "identifier", path, rewrites, diagnostics);
@@ -181,11 +283,16 @@ fn desugar_job(job: &mut Value, path: &str, rewrites: &mut PathRewrites, diagnos
             ));
         } else {
             map.insert("strategy".to_owned(), json!({"select_strategy": select}));
-            rewrites.add(path_join(path, "strategy.select_strategy"), path_join(path, "select"));
+            rewrites.add(
+                path_join(path, "strategy.select_strategy"),
+                path_join(path, "select"),
+            );
         }
     }
     // `timeout: 90s | 10m | 2h` → timeout + timeout_unit.
-    if let (Some(Value::String(text)), false) = (map.get("timeout"), map.contains_key("timeout_unit")) {
+    if let (Some(Value::String(text)), false) =
+        (map.get("timeout"), map.contains_key("timeout_unit"))
+    {
         let text = text.trim().to_owned();
         if let Some((amount, unit)) = split_duration(&text) {
             map.insert("timeout".to_owned(), Value::String(amount));
@@ -201,7 +308,13 @@ fn desugar_job(job: &mut Value, path: &str, rewrites: &mut PathRewrites, diagnos
     if let Some(Value::Array(steps)) = map.get_mut("steps") {
         let steps_path = path_join(path, "steps");
         for (index, step) in steps.iter_mut().enumerate() {
-            desugar_step(step, &path_index(&steps_path, index), job_env.as_ref(), rewrites, diagnostics);
+            desugar_step(
+                step,
+                &path_index(&steps_path, index),
+                job_env.as_ref(),
+                rewrites,
+                diagnostics,
+            );
         }
     }
 }
@@ -268,15 +381,18 @@ fn desugar_run(
     let mut inputs = match map.remove("inputs") {
         None => Vec::new(),
         Some(Value::Array(items)) => items,
-        Some(Value::Object(entries)) => {
-            entries.into_iter().map(|(key, value)| json!({"key": key, "value": value})).collect()
-        }
+        Some(Value::Object(entries)) => entries
+            .into_iter()
+            .map(|(key, value)| json!({"key": key, "value": value}))
+            .collect(),
         Some(other) => {
             map.insert("inputs".to_owned(), other);
             return;
         }
     };
-    let has_script = inputs.iter().any(|input| input.get("key").and_then(Value::as_str) == Some(SHELL_SCRIPT_INPUT));
+    let has_script = inputs
+        .iter()
+        .any(|input| input.get("key").and_then(Value::as_str) == Some(SHELL_SCRIPT_INPUT));
     if has_script {
         diagnostics.push(Diagnostic::new(
             DiagnosticCode::Duplicate,
@@ -286,13 +402,23 @@ fn desugar_run(
         return;
     }
     if !map.contains_key("name") {
-        let name = script.as_str().and_then(|text| text.lines().next()).unwrap_or("shell").trim();
-        map.insert("name".to_owned(), Value::String(name.chars().take(60).collect()));
+        let name = script
+            .as_str()
+            .and_then(|text| text.lines().next())
+            .unwrap_or("shell")
+            .trim();
+        map.insert(
+            "name".to_owned(),
+            Value::String(name.chars().take(60).collect()),
+        );
     }
     inputs.insert(0, json!({"key": SHELL_SCRIPT_INPUT, "value": script}));
     // Inputs given with `with` moved down by one: map their paths back one by one.
     for index in 1..inputs.len() {
-        rewrites.add(path_join(path, &format!("inputs[{index}]")), path_join(path, &format!("inputs[{}]", index - 1)));
+        rewrites.add(
+            path_join(path, &format!("inputs[{index}]")),
+            path_join(path, &format!("inputs[{}]", index - 1)),
+        );
     }
     rewrites.add(path_join(path, "inputs[0].value"), path_join(path, "run"));
     map.insert("task".to_owned(), Value::String(SHELL_TASK.to_owned()));
@@ -308,7 +434,9 @@ fn rename(
     rewrites: &mut PathRewrites,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let Some(value) = map.remove(from) else { return };
+    let Some(value) = map.remove(from) else {
+        return;
+    };
     if map.contains_key(to) {
         diagnostics.push(Diagnostic::new(
             DiagnosticCode::Duplicate,
@@ -322,7 +450,13 @@ fn rename(
 }
 
 /// An unknown key in hand-written YAML is a mistake: report it, with the closest known key.
-fn check_keys(map: &Map<String, Value>, known: &[&str], path: &str, place: &str, diagnostics: &mut Vec<Diagnostic>) {
+fn check_keys(
+    map: &Map<String, Value>,
+    known: &[&str],
+    path: &str,
+    place: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     for key in map.keys() {
         if known.contains(&key.as_str()) {
             continue;
@@ -350,7 +484,11 @@ fn edit_distance(left: &str, right: &str) -> usize {
         let mut current = vec![row + 1];
         for (column, right_char) in right.iter().enumerate() {
             let substitution = previous[column] + usize::from(left_char != *right_char);
-            current.push(substitution.min(previous[column + 1] + 1).min(current[column] + 1));
+            current.push(
+                substitution
+                    .min(previous[column + 1] + 1)
+                    .min(current[column] + 1),
+            );
         }
         previous = current;
     }
@@ -380,7 +518,10 @@ mod tests {
     #[test]
     fn durations_split_into_amount_and_unit() {
         assert_eq!(split_duration("90s"), Some(("90".into(), "S".into())));
-        assert_eq!(split_duration("10 minutes"), Some(("10".into(), "M".into())));
+        assert_eq!(
+            split_duration("10 minutes"),
+            Some(("10".into(), "M".into()))
+        );
         assert_eq!(split_duration("2h"), Some(("2".into(), "H".into())));
         assert_eq!(split_duration("10"), None);
         assert_eq!(split_duration("m"), None);
@@ -390,10 +531,19 @@ mod tests {
     #[test]
     fn rewrites_map_desugared_paths_back_longest_prefix_first() {
         let mut rewrites = PathRewrites::default();
-        rewrites.add("stages[0].jobs[1].depends_on".into(), "stages[0].jobs[1].needs".into());
+        rewrites.add(
+            "stages[0].jobs[1].depends_on".into(),
+            "stages[0].jobs[1].needs".into(),
+        );
         rewrites.add("stages[0].jobs".into(), "jobs".into());
-        assert_eq!(rewrites.apply("stages[0].jobs[1].depends_on[0]"), "jobs[1].needs[0]");
-        assert_eq!(rewrites.apply("stages[0].jobs[1].depends_on_x"), "jobs[1].depends_on_x");
+        assert_eq!(
+            rewrites.apply("stages[0].jobs[1].depends_on[0]"),
+            "jobs[1].needs[0]"
+        );
+        assert_eq!(
+            rewrites.apply("stages[0].jobs[1].depends_on_x"),
+            "jobs[1].depends_on_x"
+        );
         assert_eq!(rewrites.apply("variables[0]"), "variables[0]");
     }
 

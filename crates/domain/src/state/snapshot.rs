@@ -144,7 +144,11 @@ impl RunState {
             )));
         }
         if snapshot.jobs.len() != spec.jobs().len() {
-            return Err(RestoreError(format!("{} job runs for {} jobs", snapshot.jobs.len(), spec.jobs().len())));
+            return Err(RestoreError(format!(
+                "{} job runs for {} jobs",
+                snapshot.jobs.len(),
+                spec.jobs().len()
+            )));
         }
         for (job, job_spec) in snapshot.jobs.iter().zip(spec.jobs()) {
             if job.steps.len() != job_spec.steps.len() {
@@ -226,20 +230,33 @@ mod tests {
         let a = spec.job_by_identifier("a").expect("a");
         state.start_job(&spec, a, Timestamp(3)).expect("queued");
         state.add_job_outputs(a, [("k".to_owned(), "v".to_owned())]);
-        state.finish_job(&spec, a, JobStatus::Completed, None, Timestamp(4)).expect("running");
+        state
+            .finish_job(&spec, a, JobStatus::Completed, None, Timestamp(4))
+            .expect("running");
 
         let restored = RunState::restore(&spec, state.snapshot()).expect("fits");
         assert_eq!(restored, state);
 
         let mut restored = restored;
         advance(&spec, &mut restored, &RunContext::default(), Timestamp(5)).expect("legal");
-        assert_eq!(restored.job(spec.job_by_identifier("b").expect("b")).status(), JobStatus::Queued);
+        assert_eq!(
+            restored
+                .job(spec.job_by_identifier("b").expect("b"))
+                .status(),
+            JobStatus::Queued
+        );
     }
 
     #[test]
     fn a_snapshot_of_another_shape_is_refused() {
-        let spec = compile_text("jobs:\n  - { name: a, steps: [{ run: 'true' }] }\n", Format::Yaml).expect("valid");
-        let mut snapshot = RunState::new(&spec, &Selection::default()).expect("valid").snapshot();
+        let spec = compile_text(
+            "jobs:\n  - { name: a, steps: [{ run: 'true' }] }\n",
+            Format::Yaml,
+        )
+        .expect("valid");
+        let mut snapshot = RunState::new(&spec, &Selection::default())
+            .expect("valid")
+            .snapshot();
         let extra = snapshot.jobs[0].steps[0].clone();
         snapshot.jobs[0].steps.push(extra);
         assert!(RunState::restore(&spec, snapshot).is_err());
