@@ -1,0 +1,224 @@
+//! The slot loop and the handling of one claimed job.
+
+use crate::coordinator::{CallError, Coordinator};
+use crate::shipper::Shipper;
+use runnel_executor::{Executor, JobOutcome, JobTask, StepAction, StepTask, run_job};
+use runnel_protocol::{ClaimRequest, ClaimedJob, JobResult};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Settings of one worker (the built-in pool, or a remote agent).
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub worker_id: String,
+    pub pool: Option<String>,
+    pub labels: Vec<String>,
+    /// Jobs run at once.
+    pub slots: usize,
+    /// How long an idle slot waits for a nudge before asking again.
+    pub idle_wait: Duration,
+    /// Pause between retries of a failed call.
+    pub retry_backoff: Duration,
+}
+
+/// Runs `config.slots` slots until `stop_claiming` fires and their jobs are over.
+///
+/// Shutdown: `stop_claiming` stops taking new jobs; running jobs continue. `abort_jobs` stops
+/// running jobs at once *without* reporting a result: their leases expire and the server
+/// dispatches them again (a server restart recovers them); use it when the grace period is over.
+pub async fn run_worker<C: Coordinator, E: Executor + 'static>(
+    coordinator: Arc<C>,
+    executor: Arc<E>,
+    config: WorkerConfig,
+    stop_claiming: CancellationToken,
+    abort_jobs: CancellationToken,
+) {
+    let mut slots = JoinSet::new();
+    for slot in 0..config.slots.max(1) {
+        let coordinator = Arc::clone(&coordinator);
+        let executor = Arc::clone(&executor);
+        let config = config.clone();
+        let stop_claiming = stop_claiming.clone();
+        let abort_jobs = abort_jobs.clone();
+        slots.spawn(async move {
+            let request = ClaimRequest {
+                worker_id: format!("{}/{slot}", config.worker_id),
+                pool: config.pool.clone(),
+                labels: config.labels.clone(),
+            };
+            while !stop_claiming.is_cancelled() {
+                match coordinator.claim(&request).await {
+                    Ok(Some(job)) => {
+                        run_claimed_job(
+                            coordinator.as_ref(),
+                            executor.as_ref(),
+                            job,
+                            &config,
+                            &abort_jobs,
+                        )
+                        .await;
+                    }
+                    Ok(None) => {
+                        tokio::select! {
+                            _ = coordinator.wait_for_work(config.idle_wait) => {}
+                            _ = stop_claiming.cancelled() => {}
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(worker = %request.worker_id, error = %err, "claim failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(config.retry_backoff) => {}
+                            _ = stop_claiming.cancelled() => {}
+                        }
+                    }
+                }
+            }
+        });
+    }
+    while let Some(result) = slots.join_next().await {
+        if let Err(err) = result {
+            tracing::error!(error = %err, "a worker slot ended abnormally");
+        }
+    }
+}
+
+/// Runs one claimed job to its end and reports it. Returns after the result is acknowledged,
+/// the lease was lost, or `abort` fired.
+pub async fn run_claimed_job<C: Coordinator, E: Executor>(
+    coordinator: &C,
+    executor: &E,
+    job: ClaimedJob,
+    config: &WorkerConfig,
+    abort: &CancellationToken,
+) {
+    let lease = job.lease.clone();
+    let task = executor_task(&job);
+    let cancel = CancellationToken::new();
+    let lease_lost = CancellationToken::new();
+    let done = CancellationToken::new();
+    let (events_tx, events_rx) = mpsc::channel(256);
+    let shipper = Shipper::new(
+        coordinator,
+        &lease,
+        job.task
+            .steps
+            .iter()
+            .map(|step| (step.step_run_id.clone(), step.log_offset))
+            .collect(),
+        job.task.utc_offset_minutes,
+        &lease_lost,
+        abort,
+        config.retry_backoff,
+    );
+    let run = async {
+        let outcome = run_job(executor, &task, events_tx, cancel.clone()).await;
+        done.cancel();
+        outcome
+    };
+    let heartbeat = async {
+        let interval = Duration::from_millis(job.heartbeat_interval_ms.max(50));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = done.cancelled() => return,
+            }
+            match coordinator.heartbeat(&lease).await {
+                Ok(reply) if reply.cancel => cancel.cancel(),
+                Ok(_) => {}
+                Err(err) if err.is_lease_lost() => {
+                    lease_lost.cancel();
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(job_run_id = %lease.job_run_id, error = %err, "heartbeat failed")
+                }
+            }
+        }
+    };
+    let watch = async {
+        tokio::select! {
+            _ = coordinator.cancelled(&lease) => cancel.cancel(),
+            _ = lease_lost.cancelled() => cancel.cancel(),
+            _ = abort.cancelled() => cancel.cancel(),
+            _ = done.cancelled() => {}
+        }
+    };
+    let (outcome, (), (), ()) = tokio::join!(run, shipper.ship(events_rx), heartbeat, watch);
+    if lease_lost.is_cancelled() {
+        tracing::warn!(job_run_id = %lease.job_run_id, "lease lost: the job was stopped and its result dropped");
+        return;
+    }
+    if abort.is_cancelled() {
+        tracing::info!(job_run_id = %lease.job_run_id, "job stopped for shutdown; the server will dispatch it again");
+        return;
+    }
+    complete(coordinator, &lease, &outcome, config, abort).await;
+}
+
+async fn complete<C: Coordinator>(
+    coordinator: &C,
+    lease: &runnel_protocol::LeaseRef,
+    outcome: &JobOutcome,
+    config: &WorkerConfig,
+    abort: &CancellationToken,
+) {
+    let result = JobResult {
+        status: outcome.status.as_str().to_owned(),
+        message: outcome.message.clone(),
+    };
+    loop {
+        match coordinator.complete(lease, result.clone()).await {
+            Ok(()) => return,
+            Err(err) if err.is_retryable() => {
+                tracing::warn!(job_run_id = %lease.job_run_id, error = %err, "completion failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(config.retry_backoff) => {}
+                    _ = abort.cancelled() => return,
+                }
+            }
+            Err(CallError::Refused(kind)) => {
+                tracing::warn!(job_run_id = %lease.job_run_id, refused = ?kind, "completion refused");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(job_run_id = %lease.job_run_id, error = %err, "completion failed");
+                return;
+            }
+        }
+    }
+}
+
+/// The executor's view of a claimed job.
+fn executor_task(job: &ClaimedJob) -> JobTask {
+    JobTask {
+        job_key: job.task.job_key.clone(),
+        env: job.task.env.clone(),
+        secrets: job.task.secrets.clone(),
+        steps: job
+            .task
+            .steps
+            .iter()
+            .map(|step| StepTask {
+                identifier: step.identifier.clone(),
+                name: step.name.clone(),
+                action: match &step.action {
+                    runnel_protocol::StepAction::Shell { script } => StepAction::Shell {
+                        script: script.clone(),
+                    },
+                    runnel_protocol::StepAction::Disabled => StepAction::Disabled,
+                    runnel_protocol::StepAction::Unsupported { task } => {
+                        StepAction::Unsupported { task: task.clone() }
+                    }
+                },
+                env: step.env.clone(),
+            })
+            .collect(),
+        timeout: job.task.timeout_ms.map(Duration::from_millis),
+    }
+}
+
+#[cfg(test)]
+mod tests;
