@@ -31,7 +31,9 @@ pub use executor::{ExecError, Executor, StepEnd, StepExit, StepIo};
 pub use format::{format_codearts_log, format_log_line_prefix};
 pub use mask::{MASK, MaskStream, Masker, MaskerError};
 pub use runner::run_job;
-pub use shell::{EnvPolicy, JOB_COOKIE_VAR, ShellExecutor, ShellExecutorConfig, ShellWorkspace};
+pub use shell::{
+    EnvPolicy, JOB_COOKIE_VAR, ProcessTracking, ShellExecutor, ShellExecutorConfig, ShellWorkspace,
+};
 pub use task::{
     JobEvent, JobOutcome, JobTask, LogChunk, LogStream, StepAction, StepResult, StepTask,
 };

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use runnel_domain::status::{JobStatus, StepStatus};
 use runnel_executor::{
-    EnvPolicy, Executor, JobEvent, JobOutcome, JobTask, LogStream, ShellExecutor,
-    ShellExecutorConfig, StepAction, StepTask, run_job,
+    EnvPolicy, Executor, JOB_COOKIE_VAR, JobEvent, JobOutcome, JobTask, LogStream, ProcessTracking,
+    ShellExecutor, ShellExecutorConfig, ShellWorkspace, StepAction, StepEnd, StepTask, run_job,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +35,20 @@ impl Harness {
 
     fn executor(&self) -> ShellExecutor {
         ShellExecutor::new(self.config.clone())
+    }
+
+    fn executor_with(&self, tracking: ProcessTracking) -> ShellExecutor {
+        ShellExecutor::with_tracking(self.config.clone(), tracking)
+    }
+
+    /// The executor with job cgroups, or `None` (and a note) where this host has none for us.
+    fn cgroup_executor(&self) -> Option<ShellExecutor> {
+        let executor = self.executor_with(ProcessTracking::CgroupIfAvailable);
+        if executor.cgroup_parent().is_none() {
+            eprintln!("no writable cgroup v2 here: the cgroup part of this test is skipped");
+            return None;
+        }
+        Some(executor)
     }
 
     fn scratch(&self) -> PathBuf {
@@ -214,12 +228,128 @@ fn pid(echoed: &BTreeMap<String, String>, key: &str) -> i32 {
         .unwrap_or_else(|| panic!("script echoed {key}: {echoed:?}"))
 }
 
+/// Runs one step of a prepared workspace directly (no `run_job`, so no cleanup) and returns how
+/// it ended and its stdout.
+async fn run_one_step(
+    executor: &ShellExecutor,
+    workspace: &mut ShellWorkspace,
+    step: &StepTask,
+) -> (StepEnd, String) {
+    let (tx, mut rx) = mpsc::channel(64);
+    let stop = CancellationToken::new();
+    let masker = runnel_executor::Masker::none();
+    let io = runnel_executor::StepIo {
+        step: 0,
+        events: &tx,
+        masker: &masker,
+        stop: &stop,
+    };
+    let exit = tokio::time::timeout(JOB_LIMIT, executor.run_step(workspace, step, io))
+        .await
+        .expect("the step ends in time")
+        .expect("runs");
+    drop(tx);
+    let mut stdout = Vec::new();
+    while let Some(event) = rx.recv().await {
+        if let JobEvent::Log(chunk) = event
+            && chunk.stream == LogStream::Stdout
+        {
+            stdout.extend_from_slice(&chunk.data);
+        }
+    }
+    (exit.end, String::from_utf8_lossy(&stdout).into_owned())
+}
+
+/// `key=value` words of a step's stdout.
+fn words(stdout: &str) -> BTreeMap<String, String> {
+    stdout
+        .split_whitespace()
+        .filter_map(|word| word.split_once('='))
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
+}
+
+/// A process outside any job that carries `cookie` anyway, in a process group of its own (the
+/// executor never signals its own group, so that would prove nothing). Killed on drop.
+struct Decoy(std::process::Child);
+
+impl Decoy {
+    fn start(cookie: &str) -> Decoy {
+        use std::os::unix::process::CommandExt as _;
+        let child = std::process::Command::new("sleep")
+            .arg("300")
+            .env(JOB_COOKIE_VAR, cookie)
+            .process_group(0)
+            .spawn()
+            .expect("start the decoy");
+        Decoy(child)
+    }
+
+    fn pid(&self) -> i32 {
+        i32::try_from(self.0.id()).expect("pid fits")
+    }
+
+    /// Waits until the boot clock has moved past the tick the decoy started in, so that a
+    /// process started from now on is known to be younger.
+    async fn wait_until_older_than_now(&self) {
+        let start = start_ticks(self.pid());
+        let waited = tokio::time::timeout(Duration::from_secs(5), async {
+            while boot_ticks() <= start {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "the boot clock moves");
+    }
+}
+
+impl Drop for Decoy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat`: start time in clock ticks since boot.
+fn start_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process exists");
+    let (_, after_name) = stat.rsplit_once(')').expect("stat has a name");
+    after_name
+        .split_whitespace()
+        .nth(19)
+        .and_then(|ticks| ticks.parse().ok())
+        .expect("stat has a start time")
+}
+
+fn boot_ticks() -> u64 {
+    use nix::time::{ClockId, clock_gettime};
+    use nix::unistd::{SysconfVar, sysconf};
+    let per_second = sysconf(SysconfVar::CLK_TCK)
+        .expect("sysconf")
+        .expect("CLK_TCK is known") as u64;
+    let now = clock_gettime(ClockId::CLOCK_BOOTTIME).expect("the boot clock");
+    (now.tv_sec() as u64 * per_second) + (now.tv_nsec() as u64 * per_second / 1_000_000_000)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Killing (S8)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_timeout_kills_the_step_and_every_escaped_grandchild() {
     let harness = Harness::new();
+    check_a_timeout_kills_every_escaped_grandchild(&harness.executor()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cgroup_also_kills_every_escaped_grandchild() {
+    let harness = Harness::new();
+    let Some(executor) = harness.cgroup_executor() else {
+        return;
+    };
+    check_a_timeout_kills_every_escaped_grandchild(&executor).await;
+}
+
+async fn check_a_timeout_kills_every_escaped_grandchild(executor: &ShellExecutor) {
     let script = r#"
         sleep 300 &
         echo "background=$!"
@@ -234,7 +364,7 @@ async fn a_job_timeout_kills_the_step_and_every_escaped_grandchild() {
         .step(script)
         .step("echo never")
         .timeout(Duration::from_secs(1));
-    let ran = run(&harness.executor(), builder).await;
+    let ran = run(executor, builder).await;
 
     assert_eq!(ran.outcome.status, JobStatus::Failed);
     assert_eq!(ran.outcome.message.as_deref(), Some("timeout"));
@@ -334,6 +464,138 @@ async fn a_grandchild_holding_the_pipes_does_not_hang_the_step() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process tracking: the cookie scan's filters, job cgroups
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_started_before_the_job_is_spared_even_with_the_job_cookie() {
+    let harness = Harness::new();
+    let executor = harness.executor();
+    assert_eq!(
+        executor.cgroup_parent(),
+        None,
+        "the default is the cookie scan"
+    );
+    let task = job()
+        .step(r#"sleep 300 >/dev/null 2>&1 & echo "background=$!""#)
+        .task;
+    let mut workspace = executor.prepare(&task).await.expect("prepare");
+    let decoy = Decoy::start(workspace.job_cookie());
+    decoy.wait_until_older_than_now().await;
+
+    let (end, stdout) = run_one_step(&executor, &mut workspace, &task.steps[0]).await;
+    assert_eq!(end, StepEnd::Exited(0));
+    let background = pid(&words(&stdout), "background");
+    executor.cleanup(&mut workspace).await.expect("cleanup");
+
+    assert!(!is_alive(background), "the job's own process is killed");
+    assert!(
+        is_alive(decoy.pid()),
+        "a process older than the job's first step cannot be the job's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_started_no_process_scans_nothing_at_cleanup() {
+    let harness = Harness::new();
+    let executor = harness.executor();
+    let mut workspace = executor.prepare(&job().task).await.expect("prepare");
+    // Started after `prepare`: only the skipped scan spares it.
+    let decoy = Decoy::start(workspace.job_cookie());
+    executor.cleanup(&mut workspace).await.expect("cleanup");
+    assert!(is_alive(decoy.pid()));
+    assert!(!workspace.path().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_job_runs_in_a_cgroup_of_its_own_that_cleanup_removes() {
+    let harness = Harness::new();
+    let Some(executor) = harness.cgroup_executor() else {
+        return;
+    };
+    let script = r#"echo "cgroup=$(sed -n 's/^0:://p' /proc/self/cgroup)""#;
+    let ran = run(&executor, job().step(script).step(script)).await;
+    assert_eq!(ran.outcome.status, JobStatus::Completed);
+    let (first, second) = (ran.echoed(0), ran.echoed(1));
+    assert_eq!(first["cgroup"], second["cgroup"], "one cgroup per job");
+    let name = Path::new(&first["cgroup"])
+        .file_name()
+        .expect("a named cgroup")
+        .to_string_lossy()
+        .into_owned();
+    assert!(name.starts_with("runnel-run-1-JOB_test-"), "{name}");
+    let parent = executor.cgroup_parent().expect("cgroups");
+    assert!(!parent.join(&name).exists(), "cleanup removed the cgroup");
+
+    let other = run(&executor, job().step(script)).await;
+    assert_ne!(other.echoed(0)["cgroup"], first["cgroup"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_cgroup_ends_a_forking_chain_that_left_the_group_and_dropped_the_cookie() {
+    let harness = Harness::new();
+    let Some(executor) = harness.cgroup_executor() else {
+        return;
+    };
+    // Each link clears its environment (no cookie) and starts a new session (no step group):
+    // invisible to the cookie scan. The last one keeps forking until it is killed (or, should
+    // that fail, until the workspace is gone).
+    let script = r#"
+        env -i setsid /bin/bash -c '
+            echo $$ > "$1/first.pid"
+            env -i setsid /bin/bash -c "
+                echo \$\$ > \"\$1/second.pid\"
+                while [ -d \"\$1\" ]; do sleep 60 & sleep 0.01; done
+            " _ "$1" &
+            exec sleep 300
+        ' _ "$PWD" </dev/null >/dev/null 2>&1 &
+        while [ ! -s first.pid ] || [ ! -s second.pid ]; do sleep 0.01; done
+        echo "first=$(cat first.pid) second=$(cat second.pid)"
+    "#;
+    let task = job().step(script).task;
+    let mut workspace = executor.prepare(&task).await.expect("prepare");
+    let (end, stdout) = run_one_step(&executor, &mut workspace, &task.steps[0]).await;
+    assert_eq!(end, StepEnd::Exited(0));
+    let echoed = words(&stdout);
+    let (first, second) = (pid(&echoed, "first"), pid(&echoed, "second"));
+    assert!(is_alive(first) && is_alive(second));
+    let cgroup = workspace.cgroup().expect("a job cgroup").to_path_buf();
+    executor.cleanup(&mut workspace).await.expect("cleanup");
+
+    assert!(!is_alive(first) && !is_alive(second));
+    assert!(!cgroup.exists(), "only an empty cgroup can be removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_removes_its_job_cgroup_sends_the_next_steps_to_the_cookie_scan() {
+    let harness = Harness::new();
+    let Some(executor) = harness.cgroup_executor() else {
+        return;
+    };
+    let parent = executor.cgroup_parent().expect("cgroups").to_path_buf();
+    // Moves itself back to the executor's cgroup and removes the emptied job cgroup: the next
+    // step cannot enter it and must run outside, tracked by the cookie scan instead.
+    let escape = r#"
+        job_cgroup="$PARENT/$(basename "$(sed -n 's/^0:://p' /proc/self/cgroup)")"
+        echo $$ > "$PARENT/cgroup.procs"
+        rmdir "$job_cgroup"
+    "#;
+    let builder = job()
+        .env("PARENT", &parent.to_string_lossy())
+        .step(escape)
+        .step(r#"sleep 300 >/dev/null 2>&1 & echo "background=$! cookie=$RUNNEL_JOB_COOKIE""#);
+    let ran = run(&executor, builder).await;
+    assert_eq!(
+        ran.statuses(),
+        [StepStatus::Completed, StepStatus::Completed],
+        "{}",
+        ran.system(0)
+    );
+    let echoed = ran.echoed(1);
+    assert!(!is_alive(pid(&echoed, "background")));
+    assert_eq!(processes_with_cookie(&echoed["cookie"]), Vec::<i32>::new());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -624,44 +886,33 @@ fn set_mode(path: &Path, mode: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_workspace_without_cleanup_still_kills_its_processes() {
     let harness = Harness::new();
-    let executor = harness.executor();
+    check_dropping_a_workspace_kills_its_processes(&harness.executor()).await;
+    if let Some(executor) = harness.cgroup_executor() {
+        check_dropping_a_workspace_kills_its_processes(&executor).await;
+    }
+}
+
+async fn check_dropping_a_workspace_kills_its_processes(executor: &ShellExecutor) {
     let task = job()
         .step(r#"setsid sleep 300 >/dev/null 2>&1 & echo "escaped=$!""#)
         .task;
     let mut workspace = executor.prepare(&task).await.expect("prepare");
     let cookie = workspace.job_cookie().to_owned();
-    let (tx, mut rx) = mpsc::channel(64);
-    let stop = CancellationToken::new();
-    let masker = runnel_executor::Masker::none();
-    let io = runnel_executor::StepIo {
-        step: 0,
-        events: &tx,
-        masker: &masker,
-        stop: &stop,
-    };
-    let exit = executor
-        .run_step(&mut workspace, &task.steps[0], io)
-        .await
-        .expect("runs");
-    assert_eq!(exit.end, runnel_executor::StepEnd::Exited(0));
-    drop(tx);
-    let mut stdout = Vec::new();
-    while let Some(event) = rx.recv().await {
-        if let JobEvent::Log(chunk) = event {
-            stdout.extend_from_slice(&chunk.data);
-        }
-    }
-    let escaped: i32 = String::from_utf8_lossy(&stdout)
-        .trim()
-        .strip_prefix("escaped=")
-        .and_then(|pid| pid.parse().ok())
-        .expect("the script echoed its pid");
+    let (end, stdout) = run_one_step(executor, &mut workspace, &task.steps[0]).await;
+    assert_eq!(end, StepEnd::Exited(0));
+    let escaped = pid(&words(&stdout), "escaped");
     assert!(is_alive(escaped), "alive until the job ends");
     let job_dir = workspace.path().to_path_buf();
+    let cgroup = workspace.cgroup().map(Path::to_path_buf);
+    assert_eq!(cgroup.is_some(), executor.cgroup_parent().is_some());
     drop(workspace);
     assert!(!is_alive(escaped));
     assert_eq!(processes_with_cookie(&cookie), Vec::<i32>::new());
     assert!(job_dir.exists(), "only cleanup removes the directory");
+    assert!(
+        cgroup.is_none_or(|cgroup| !cgroup.exists()),
+        "the emptied cgroup is removed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,12 +1,14 @@
-//! Finding and killing a job's processes: process groups plus a `/proc/*/environ` cookie scan.
+//! Finding and killing a job's processes: the job's cgroup where there is one, otherwise process
+//! groups plus a `/proc/*/environ` cookie scan.
 //!
 //! Like Jenkins' ProcessTreeKiller, every step process carries `RUNNEL_JOB_COOKIE=<uuid>` in its
 //! environment, inherited by everything it starts, including processes that left the step's
 //! process group (`setsid`, double fork). Members of a step's process group that dropped the
-//! cookie (`env -i`) are found through the group, once the group is known to be ours.
+//! cookie (`env -i`) are found through the group, once the group is known to be ours. The scan
+//! only looks at processes started since the job's first step process outside a cgroup (older
+//! ones cannot be the job's, see `scan`), and does not run at all when there is none.
 
 use std::collections::HashSet;
-use std::fs;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
@@ -14,20 +16,61 @@ use nix::unistd::{Pid, getpgrp, getpid};
 use tokio::process::Child;
 use tokio::time::Instant;
 
+use super::cgroup::JobCgroup;
+use super::scan::{ForkCounters, ProcessInfo, ScanFrom, scan};
+
 /// How often the grace period checks whether everything has exited.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// SIGKILL rounds; each catches children forked since the previous scan.
 const KILL_ROUNDS: usize = 50;
 /// How long to wait for a SIGKILLed main process to be reaped.
 const REAP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a dropped workspace waits for its SIGKILLed cgroup to empty before removing it.
+const DROP_EMPTY_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Which processes belong to a job.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct JobProcesses {
     /// The exact environment entry `RUNNEL_JOB_COOKIE=<uuid>`.
     pub(crate) cookie_entry: Vec<u8>,
     /// Process groups of the job's steps (one per step, id = the step's main pid).
     pub(crate) groups: Vec<i32>,
+    /// The job's cgroup, once a step process was started in it.
+    pub(crate) cgroup: Option<JobCgroup>,
+    /// Set just before the first step process started outside a cgroup: the scan looks only at
+    /// processes started since. `None`: no such process, nothing to scan for.
+    pub(crate) scan_from: Option<ScanFrom>,
+}
+
+impl JobProcesses {
+    pub(crate) fn new(cookie_entry: Vec<u8>) -> JobProcesses {
+        JobProcesses {
+            cookie_entry,
+            groups: Vec::new(),
+            cgroup: None,
+            scan_from: None,
+        }
+    }
+
+    /// Called before starting a process outside a cgroup: from now on the scan is needed, for
+    /// processes started from now on. Returns whether this is the job's first such process.
+    pub(crate) fn begin_scan(&mut self) -> bool {
+        let is_first = self.scan_from.is_none();
+        if is_first {
+            // Set before the spawn, so that a workspace dropped meanwhile still scans.
+            self.scan_from = Some(ScanFrom::now());
+        }
+        is_first
+    }
+
+    /// Limits the scan to pids allocated since `first`, the job's first process outside a
+    /// cgroup, forked right after `before` was read.
+    pub(crate) fn narrow_scan(&mut self, first: &Child, before: Option<ForkCounters>) {
+        let pid = first.id().and_then(|pid| i32::try_from(pid).ok());
+        if let (Some(from), Some(pid)) = (self.scan_from, pid) {
+            self.scan_from = Some(from.with_first_process(pid, before));
+        }
+    }
 }
 
 /// Terminates every process of the job: SIGTERM, up to `grace` for them to exit, then SIGKILL
@@ -48,14 +91,14 @@ pub(crate) async fn terminate(
     let mut signalled: HashSet<i32> = HashSet::new();
     let grace_end = Instant::now() + grace;
     loop {
-        let targets = find(job, &mut trusted_groups).await;
+        let found = find(job, &mut trusted_groups).await;
         let main_running = main
             .as_mut()
             .is_some_and(|child| running_pid(child).is_some());
-        if targets.is_empty() && !main_running {
+        if found.is_empty() && !main_running {
             return signalled.len();
         }
-        for pid in targets {
+        for pid in found.targets {
             if signalled.insert(pid) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
             }
@@ -68,12 +111,17 @@ pub(crate) async fn terminate(
     if let Some(group) = main.as_mut().and_then(|child| running_pid(child)) {
         let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
     }
+    if let Some(cgroup) = &job.cgroup
+        && let Err(err) = cgroup.kill()
+    {
+        tracing::warn!(cgroup = %cgroup.dir().display(), error = %err, "cgroup.kill failed");
+    }
     for _ in 0..KILL_ROUNDS {
-        let targets = find(job, &mut trusted_groups).await;
-        if targets.is_empty() {
+        let found = find(job, &mut trusted_groups).await;
+        if found.is_empty() {
             break;
         }
-        for pid in targets {
+        for pid in found.targets {
             signalled.insert(pid);
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
@@ -87,39 +135,90 @@ pub(crate) async fn terminate(
     signalled.len()
 }
 
-/// One living process seen in `/proc`.
-#[derive(Debug, Clone, Copy)]
-struct ProcessInfo {
-    pid: i32,
-    group: i32,
-    has_cookie: bool,
-}
-
-/// Pids of the job's living processes. A step group becomes trusted once one of its members
-/// shows the cookie; members of trusted groups are targets even without the cookie.
-async fn find(job: &JobProcesses, trusted_groups: &mut HashSet<i32>) -> Vec<i32> {
-    let cookie_entry = job.cookie_entry.clone();
-    // The scan reads a few hundred small files: keep it off the async workers. Awaited here.
-    let scanned = tokio::task::spawn_blocking(move || scan(&cookie_entry))
-        .await
-        .unwrap_or_default();
-    select_targets(job, trusted_groups, scanned)
-}
-
-/// Sends SIGKILL to every process of the job right away, without a grace period or waiting:
-/// the synchronous last resort for a workspace dropped before `cleanup` ran.
+/// Sends SIGKILL to every process of the job right away, without a grace period: the
+/// synchronous last resort for a workspace dropped before `cleanup` ran. Then releases the
+/// job's cgroup.
 pub(crate) fn kill_now(job: &JobProcesses) {
-    let mut trusted_groups = HashSet::new();
-    for _ in 0..KILL_ROUNDS {
-        let targets = select_targets(job, &mut trusted_groups, scan(&job.cookie_entry));
-        if targets.is_empty() {
-            return;
-        }
-        for pid in targets {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    if let Some(cgroup) = &job.cgroup {
+        let _ = cgroup.kill();
     }
+    if let Some(from) = job.scan_from {
+        let mut trusted_groups = HashSet::new();
+        for _ in 0..KILL_ROUNDS {
+            let scanned = scan(&job.cookie_entry, from);
+            let targets = select_targets(job, &mut trusted_groups, scanned);
+            if targets.is_empty() {
+                break;
+            }
+            for pid in targets {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    release_cgroup(job);
+}
+
+/// SIGKILLs whatever is left in the job's cgroup, waits briefly for it to empty and removes it.
+pub(crate) fn release_cgroup(job: &JobProcesses) {
+    let Some(cgroup) = &job.cgroup else {
+        return;
+    };
+    let _ = cgroup.kill();
+    let deadline = std::time::Instant::now() + DROP_EMPTY_TIMEOUT;
+    while cgroup.is_populated().unwrap_or(false) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if let Err(err) = cgroup.remove() {
+        tracing::warn!(cgroup = %cgroup.dir().display(), error = %err, "cannot remove the job cgroup");
+    }
+}
+
+/// What one look for the job's processes found.
+#[derive(Debug, Default)]
+struct Found {
+    /// Pids to signal.
+    targets: Vec<i32>,
+    /// The job's cgroup still holds a process, perhaps one not in `targets` yet (it is exiting,
+    /// or sits in a cgroup the step created below the job's).
+    is_cgroup_populated: bool,
+}
+
+impl Found {
+    fn is_empty(&self) -> bool {
+        self.targets.is_empty() && !self.is_cgroup_populated
+    }
+}
+
+/// The job's living processes. A step group becomes trusted once one of its members shows the
+/// cookie; members of trusted groups are targets even without the cookie.
+async fn find(job: &JobProcesses, trusted_groups: &mut HashSet<i32>) -> Found {
+    let mut found = Found::default();
+    if let Some(cgroup) = &job.cgroup {
+        // Two small kernel-generated files, read inline: cheaper than a hand-off to the
+        // blocking pool, and they never wait for a disk.
+        found.is_cgroup_populated = cgroup.is_populated().unwrap_or(true);
+        if found.is_cgroup_populated
+            && let Err(err) = cgroup.members(&mut found.targets)
+        {
+            tracing::warn!(cgroup = %cgroup.dir().display(), error = %err, "cannot list the job cgroup");
+        }
+    }
+    if let Some(from) = job.scan_from {
+        let cookie_entry = job.cookie_entry.clone();
+        // The scan may read many small files: keep it off the async workers. Awaited here.
+        let scanned = tokio::task::spawn_blocking(move || scan(&cookie_entry, from))
+            .await
+            .unwrap_or_default();
+        found
+            .targets
+            .extend(select_targets(job, trusted_groups, scanned));
+    }
+    let own_pid = getpid().as_raw();
+    found.targets.retain(|pid| *pid != own_pid);
+    found.targets.sort_unstable();
+    found.targets.dedup();
+    found
 }
 
 fn select_targets(
@@ -141,78 +240,10 @@ fn select_targets(
         .collect()
 }
 
-/// Reads every process in `/proc`, skipping this process, pid 1, zombies, and processes whose
-/// files cannot be read (other users' processes: those cannot be ours).
-fn scan(cookie_entry: &[u8]) -> Vec<ProcessInfo> {
-    let own_pid = getpid().as_raw();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut processes = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid <= 1 || pid == own_pid {
-            continue;
-        }
-        let Some(group) = fs::read(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| living_group(&stat))
-        else {
-            continue;
-        };
-        let has_cookie = fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
-            environ
-                .split(|byte| *byte == 0)
-                .any(|entry| entry == cookie_entry)
-        });
-        processes.push(ProcessInfo {
-            pid,
-            group,
-            has_cookie,
-        });
-    }
-    processes
-}
-
-/// The process group from `/proc/<pid>/stat`, or `None` for a zombie or an unparsable line.
-/// The command name may contain spaces and parentheses, so fields are read after the last `)`.
-fn living_group(stat: &[u8]) -> Option<i32> {
-    let after_name = &stat[memchr::memrchr(b')', stat)? + 1..];
-    let text = std::str::from_utf8(after_name).ok()?;
-    let mut fields = text.split_ascii_whitespace();
-    let state = fields.next()?;
-    if state == "Z" || state == "X" {
-        return None;
-    }
-    let _parent = fields.next()?;
-    fields.next()?.parse().ok()
-}
-
 /// The pid of `child` if it has not exited yet (reaping it if it has).
 fn running_pid(child: &mut Child) -> Option<i32> {
     match child.try_wait() {
         Ok(None) => child.id().and_then(|pid| i32::try_from(pid).ok()),
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_group_is_read_after_the_last_parenthesis() {
-        assert_eq!(
-            living_group(b"42 (a (weird) name) S 1 4242 4242 0"),
-            Some(4242)
-        );
-        assert_eq!(living_group(b"42 (defunct) Z 1 4242 4242 0"), None);
-        assert_eq!(living_group(b"garbage"), None);
     }
 }

@@ -1,0 +1,461 @@
+//! The `/proc` scan for processes carrying a job's cookie, limited to processes that are young
+//! enough to be the job's: by start time, and by pid when the pids allocated since the job's
+//! first process are known to form one window.
+
+use std::fs::File;
+use std::io::{self, Read as _};
+
+use nix::time::{ClockId, clock_gettime};
+use nix::unistd::{SysconfVar, getpid, sysconf};
+
+/// Pid numbers below this are never reused once pids wrap around (the kernel's `RESERVED_PIDS`).
+const RESERVED_PIDS: u64 = 300;
+/// Pid numbers a live task may hold: its own, its process group's and its session's.
+const PIDS_PER_TASK: u64 = 3;
+
+/// Which processes a scan must look at: those started since a job's first process outside a
+/// cgroup. Set before that process is forked; refined with its pid once it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ScanFrom {
+    since: StartTicks,
+    first: Option<FirstProcess>,
+}
+
+/// Kernel counters read just before a process is forked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ForkCounters {
+    /// Processes and threads forked since boot (`processes` in `/proc/stat`).
+    forks: u64,
+    /// Tasks alive, zombies included (the total in `/proc/loadavg`).
+    tasks: u64,
+}
+
+/// A job's first process outside a cgroup and the counters read just before it was forked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FirstProcess {
+    pid: i32,
+    before: ForkCounters,
+}
+
+/// A process start time in clock ticks since boot, as in field 22 of `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct StartTicks(u64);
+
+/// One living process seen in `/proc`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProcessInfo {
+    pub(crate) pid: i32,
+    pub(crate) group: i32,
+    pub(crate) has_cookie: bool,
+}
+
+/// The pids allocated since a job's first process: `first..=last`, or, once pids wrapped
+/// around, `first..` plus `..=last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PidWindow {
+    first: i32,
+    last: i32,
+}
+
+/// The fields of `/proc/<pid>/stat` the scan needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    group: i32,
+    started: StartTicks,
+}
+
+impl ScanFrom {
+    /// Every process forked from now on, whatever its pid.
+    pub(crate) fn now() -> ScanFrom {
+        ScanFrom {
+            since: StartTicks::now(),
+            first: None,
+        }
+    }
+
+    /// Narrows the scan to pids allocated since `pid`, forked right after `before` was read.
+    pub(crate) fn with_first_process(self, pid: i32, before: Option<ForkCounters>) -> ScanFrom {
+        ScanFrom {
+            first: before.map(|before| FirstProcess { pid, before }),
+            ..self
+        }
+    }
+}
+
+impl ForkCounters {
+    /// `None` if `/proc` does not tell; then the scan considers every pid.
+    pub(crate) fn read() -> Option<ForkCounters> {
+        let mut reader = ProcReader::default();
+        let forks = reader
+            .read("/proc/stat", StopAt::End)
+            .ok()
+            .and_then(parse_forks)?;
+        let loadavg = reader.read("/proc/loadavg", StopAt::Newline).ok()?;
+        let (tasks, _) = parse_loadavg(loadavg)?;
+        Some(ForkCounters { forks, tasks })
+    }
+}
+
+impl StartTicks {
+    /// A lower bound for the start time of every process forked from now on. Rounded down (as
+    /// the kernel rounds start times down); 0 (no filtering) if the clock cannot be read.
+    fn now() -> StartTicks {
+        let ticks_per_second = sysconf(SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .and_then(|ticks| u64::try_from(ticks).ok())
+            .filter(|ticks| *ticks > 0);
+        let (Some(ticks_per_second), Ok(boot_time)) =
+            (ticks_per_second, clock_gettime(ClockId::CLOCK_BOOTTIME))
+        else {
+            return StartTicks(0);
+        };
+        let nanos = u128::try_from(boot_time.tv_sec()).unwrap_or(0) * 1_000_000_000
+            + u128::try_from(boot_time.tv_nsec()).unwrap_or(0);
+        let ticks = nanos / (1_000_000_000 / u128::from(ticks_per_second));
+        StartTicks(u64::try_from(ticks).unwrap_or(0))
+    }
+}
+
+impl PidWindow {
+    /// The window of pids allocated since `first`, if pids cannot have wrapped all the way
+    /// around since (then any pid could be new, and the scan looks at all of them).
+    ///
+    /// The kernel hands out pids cyclically: each new pid is the next free number after the
+    /// previous one. Since `first`, the allocator moved by one step per new task plus one per
+    /// number it skipped because it was taken, and only numbers taken before `first` can be
+    /// skipped before a full turn. Fewer steps than numbers in a turn mean every pid since
+    /// `first` lies between `first` and the last pid allocated.
+    fn since(first: FirstProcess, forks_now: u64, last: i32, pid_max: u64) -> Option<PidWindow> {
+        let forked = forks_now.checked_sub(first.before.forks)?;
+        let taken = first.before.tasks.saturating_mul(PIDS_PER_TASK);
+        let turn = pid_max.checked_sub(RESERVED_PIDS)?;
+        (forked.saturating_add(taken) < turn).then_some(PidWindow {
+            first: first.pid,
+            last,
+        })
+    }
+
+    fn contains(&self, pid: i32) -> bool {
+        if self.first <= self.last {
+            (self.first..=self.last).contains(&pid)
+        } else {
+            pid >= self.first || pid <= self.last
+        }
+    }
+
+    /// The window as the kernel sees it now, or `None` when it cannot be bounded.
+    fn read(first: FirstProcess, reader: &mut ProcReader) -> Option<PidWindow> {
+        // The last pid in `/proc/loadavg` is of this process's pid namespace: only usable if
+        // `/proc` shows that namespace too.
+        let own_pid = getpid().as_raw();
+        let proc_self = std::fs::read_link("/proc/self").ok()?;
+        if proc_self.to_str()?.parse::<i32>().ok()? != own_pid {
+            return None;
+        }
+        let forks_now = reader
+            .read("/proc/stat", StopAt::End)
+            .ok()
+            .and_then(parse_forks)?;
+        let (_, last) = reader
+            .read("/proc/loadavg", StopAt::Newline)
+            .ok()
+            .and_then(parse_loadavg)?;
+        let pid_max = reader
+            .read("/proc/sys/kernel/pid_max", StopAt::Newline)
+            .ok()
+            .and_then(|text| std::str::from_utf8(text).ok()?.trim().parse().ok())?;
+        PidWindow::since(first, forks_now, last, pid_max)
+    }
+}
+
+/// Reads the processes in `/proc` that `from` says may be the job's, skipping this process,
+/// pid 1, zombies, and processes whose files cannot be read (other users' processes: those
+/// cannot be ours). Only processes that pass these checks have their environment read.
+pub(crate) fn scan(cookie_entry: &[u8], from: ScanFrom) -> Vec<ProcessInfo> {
+    let own_pid = getpid().as_raw();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<i32> = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .filter(|pid| *pid > 1 && *pid != own_pid)
+        .collect();
+    let mut reader = ProcReader::default();
+    // Bounded after the listing: every listed pid allocated since the first process is in it.
+    if let Some(window) = from
+        .first
+        .and_then(|first| PidWindow::read(first, &mut reader))
+    {
+        pids.retain(|pid| window.contains(*pid));
+    }
+    let mut processes = Vec::new();
+    for pid in pids {
+        let Some(stat) = reader
+            .read_process(pid, "stat", StopAt::Newline)
+            .ok()
+            .and_then(parse_stat)
+        else {
+            continue;
+        };
+        if stat.started < from.since {
+            continue;
+        }
+        let has_cookie = reader
+            .read_process(pid, "environ", StopAt::End)
+            .is_ok_and(|environ| {
+                environ
+                    .split(|byte| *byte == 0)
+                    .any(|entry| entry == cookie_entry)
+            });
+        processes.push(ProcessInfo {
+            pid,
+            group: stat.group,
+            has_cookie,
+        });
+    }
+    processes
+}
+
+/// Reads `/proc` files into one buffer reused for every file of a scan.
+#[derive(Debug, Default)]
+struct ProcReader {
+    path: String,
+    buffer: Vec<u8>,
+}
+
+/// When a read of a `/proc` file may stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopAt {
+    /// At a trailing newline: a one-line file such as `stat` is complete (saves the read that
+    /// would return end-of-file).
+    Newline,
+    End,
+}
+
+impl ProcReader {
+    fn read_process(&mut self, pid: i32, file: &str, stop_at: StopAt) -> io::Result<&[u8]> {
+        use std::fmt::Write as _;
+        let mut path = std::mem::take(&mut self.path);
+        path.clear();
+        let _ = write!(path, "/proc/{pid}/{file}");
+        let opened = File::open(&path);
+        self.path = path;
+        self.read_from(opened?, stop_at)
+    }
+
+    fn read(&mut self, path: &str, stop_at: StopAt) -> io::Result<&[u8]> {
+        self.read_from(File::open(path)?, stop_at)
+    }
+
+    fn read_from(&mut self, mut file: File, stop_at: StopAt) -> io::Result<&[u8]> {
+        if self.buffer.is_empty() {
+            self.buffer.resize(4096, 0);
+        }
+        let mut filled = 0;
+        loop {
+            if filled == self.buffer.len() {
+                self.buffer.resize(2 * filled, 0);
+            }
+            let read = match file.read(&mut self.buffer[filled..]) {
+                Ok(read) => read,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            filled += read;
+            let is_complete =
+                stop_at == StopAt::Newline && self.buffer[..filled].last() == Some(&b'\n');
+            if read == 0 || is_complete {
+                break;
+            }
+        }
+        Ok(&self.buffer[..filled])
+    }
+}
+
+/// The process group and start time from `/proc/<pid>/stat`, or `None` for a zombie or an
+/// unparsable line. The command name may contain spaces and parentheses, so fields are read
+/// after the last `)`.
+fn parse_stat(stat: &[u8]) -> Option<Stat> {
+    let after_name = &stat[memchr::memrchr(b')', stat)? + 1..];
+    let text = std::str::from_utf8(after_name).ok()?;
+    let mut fields = text.split_ascii_whitespace();
+    // Fields 3 (state), 4 (parent), 5 (process group), …, 22 (start time).
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    let _parent = fields.next()?;
+    let group = fields.next()?.parse().ok()?;
+    let started = fields.nth(16)?.parse().ok()?;
+    Some(Stat {
+        group,
+        started: StartTicks(started),
+    })
+}
+
+/// `processes <n>` of `/proc/stat`.
+fn parse_forks(stat: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(stat).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("processes "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Tasks alive and the last pid allocated, from `/proc/loadavg` (`0.20 0.18 0.12 1/80 11206`).
+fn parse_loadavg(loadavg: &[u8]) -> Option<(u64, i32)> {
+    let text = std::str::from_utf8(loadavg).ok()?;
+    let mut fields = text.split_ascii_whitespace().skip(3);
+    let (_, tasks) = fields.next()?.split_once('/')?;
+    Some((tasks.parse().ok()?, fields.next()?.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::CommandExt as _;
+
+    use super::*;
+
+    #[test]
+    fn the_group_and_start_time_are_read_after_the_last_parenthesis() {
+        let stat = b"42 (a (weird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 100\n";
+        assert_eq!(
+            parse_stat(stat),
+            Some(Stat {
+                group: 4242,
+                started: StartTicks(987_654)
+            })
+        );
+        assert_eq!(
+            parse_stat(b"42 (defunct) Z 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0"),
+            None
+        );
+        assert_eq!(parse_stat(b"42 (short) S 1 4242 4242 0"), None);
+        assert_eq!(parse_stat(b"garbage"), None);
+    }
+
+    #[test]
+    fn fork_counters_come_from_proc_stat_and_loadavg() {
+        assert_eq!(
+            parse_forks(
+                b"cpu  1 2 3\nintr 5 6\nctxt 7\nbtime 8\nprocesses 14161\nprocs_running 2\n"
+            ),
+            Some(14161)
+        );
+        assert_eq!(parse_forks(b"cpu 1\n"), None);
+        assert_eq!(
+            parse_loadavg(b"2.23 2.60 3.38 2/155 14161\n"),
+            Some((155, 14161))
+        );
+        assert_eq!(parse_loadavg(b"2.23 2.60\n"), None);
+        let counters = ForkCounters::read().expect("this host has /proc");
+        assert!(counters.forks > 0 && counters.tasks > 0);
+    }
+
+    #[test]
+    fn the_pid_window_covers_the_pids_since_the_first_process_even_across_a_wrap() {
+        let first = |pid, forks, tasks| FirstProcess {
+            pid,
+            before: ForkCounters { forks, tasks },
+        };
+        let window = PidWindow::since(first(1000, 50, 100), 60, 1009, 32768).expect("no wrap");
+        assert!(window.contains(1000) && window.contains(1009));
+        assert!(!window.contains(999) && !window.contains(1010));
+
+        let wrapped = PidWindow::since(first(32760, 50, 100), 70, 310, 32768).expect("bounded");
+        assert!(wrapped.contains(32767) && wrapped.contains(300) && wrapped.contains(310));
+        assert!(!wrapped.contains(311) && !wrapped.contains(32759));
+
+        // Enough forks (or taken numbers) for a full turn: no window, every pid is a candidate.
+        assert_eq!(
+            PidWindow::since(first(1000, 0, 100), 32_200, 1009, 32768),
+            None
+        );
+        assert_eq!(
+            PidWindow::since(first(1000, 0, 11_000), 100, 1100, 32768),
+            None
+        );
+        // Counters that went backwards mean another kernel view: no window either.
+        assert_eq!(
+            PidWindow::since(first(1000, 50, 100), 40, 1009, 32768),
+            None
+        );
+    }
+
+    #[test]
+    fn this_process_started_before_now_and_the_scan_reads_its_stat() {
+        let stat = ProcReader::default()
+            .read_process(getpid().as_raw(), "stat", StopAt::Newline)
+            .map(parse_stat)
+            .expect("/proc is mounted")
+            .expect("parsable");
+        assert_eq!(stat.group, nix::unistd::getpgrp().as_raw());
+        assert!(stat.started <= StartTicks::now());
+        assert!(stat.started > StartTicks(0));
+    }
+
+    #[test]
+    fn only_processes_started_since_the_first_process_are_looked_at() {
+        let cookie = b"RUNNEL_JOB_COOKIE=unit-test-cookie-that-nobody-has";
+        let older = start_sleep();
+        let older_started = ProcReader::default()
+            .read_process(
+                i32::try_from(older.id()).expect("pid fits"),
+                "stat",
+                StopAt::Newline,
+            )
+            .ok()
+            .and_then(parse_stat)
+            .expect("the process runs")
+            .started;
+        // Past the tick the older process started in, so that the start time tells them apart.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while StartTicks::now() <= older_started && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let from = ScanFrom::now();
+        let before = ForkCounters::read();
+        let younger = start_sleep();
+        let [older_pid, younger_pid] =
+            [&older, &younger].map(|child| i32::try_from(child.id()).expect("pid fits"));
+        let everything = ScanFrom {
+            since: StartTicks(0),
+            first: None,
+        };
+        let by_pid_only = everything.with_first_process(younger_pid, before);
+        let by_time = from;
+        let future = ScanFrom {
+            since: StartTicks(StartTicks::now().0 + 1_000_000),
+            first: None,
+        };
+        let scans = [everything, by_pid_only, by_time, future].map(|from| {
+            scan(cookie, from)
+                .iter()
+                .map(|process| (process.pid, process.has_cookie))
+                .collect::<Vec<_>>()
+        });
+        for mut child in [older, younger] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let [everything, by_pid_only, by_time, future] = scans;
+        assert!(everything.contains(&(older_pid, false)));
+        assert!(everything.contains(&(younger_pid, false)));
+        assert!(by_pid_only.contains(&(younger_pid, false)));
+        assert!(!by_pid_only.iter().any(|(pid, _)| *pid == older_pid));
+        assert!(by_time.contains(&(younger_pid, false)));
+        assert!(!by_time.iter().any(|(pid, _)| *pid == older_pid));
+        assert!(future.is_empty(), "{future:?}");
+    }
+
+    fn start_sleep() -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("spawn sleep")
+    }
+}
