@@ -1,0 +1,48 @@
+//! Prints the store benchmark as JSON: `cargo run --release -p runnel-store --example bench [-- --quick] [--workers N] [--log-mb N] [--postgres URL | --no-postgres] [--no-sqlite]`.
+
+use runnel_store::bench::{BenchConfig, run};
+
+#[tokio::main]
+async fn main() {
+    let mut config = BenchConfig {
+        postgres_url: Some("postgres://root@127.0.0.1:5432/postgres".to_owned()),
+        ..BenchConfig::default()
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => {
+                config.queue_jobs = 5_000;
+                config.log_bytes = 64 << 20;
+                config.tail_reads = 200;
+                config.list_runs = 5_000;
+                config.list_reads = 100;
+            }
+            "--postgres" => config.postgres_url = args.next(),
+            "--workers" => {
+                config.workers = args
+                    .next()
+                    .and_then(|value| value.parse().ok())
+                    .unwrap_or(config.workers)
+            }
+            "--no-postgres" => config.postgres_url = None,
+            "--no-sqlite" => config.sqlite_dir = None,
+            "--log-mb" => {
+                let megabytes: u64 = args
+                    .next()
+                    .and_then(|value| value.parse().ok())
+                    .unwrap_or(1024);
+                config.log_bytes = megabytes << 20;
+            }
+            other => {
+                eprintln!("unknown argument {other}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let report = run(config).await;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_else(|err| err.to_string())
+    );
+}

@@ -1,0 +1,527 @@
+//! Step logs: append-only at stated byte offsets, fenced by the lease token, read by offset range, capped per step.
+//!
+//! Layout: chunks are rows (`step_log_chunks`, key `(step_run_id, attempt, start_offset)`) of at
+//! most [`CHUNK_BYTES`]; small appends are merged into the last chunk until it reaches
+//! [`MERGE_BELOW`], so a log written line by line does not become millions of rows. A head
+//! row per step and attempt (`step_logs`) holds the lengths. A read finds the chunk holding its
+//! first byte with one index probe and reads forward, so its cost depends on the page size,
+//! not on the log's size. Keeping chunks in the database (not in files it references) gives
+//! both backends one code path, one transaction per append and one backup.
+
+use crate::error::StoreError;
+use crate::queue::{LeaseToken, guard};
+use crate::{Store, sql};
+use runnel_domain::Timestamp;
+use sqlx::AnyConnection;
+use sqlx::Row;
+use std::future::Future;
+
+/// The line stored once when a step's log reaches the cap.
+pub const TRUNCATION_MARKER: &str =
+    "\n[runnel] log truncated: this step's log reached its size cap; later output was dropped\n";
+
+/// Chunks never exceed this many bytes (a 64 KiB page touches at most two chunks).
+const CHUNK_BYTES: usize = 64 * 1024;
+/// An append is merged into the last chunk while that chunk is smaller than this.
+const MERGE_BELOW: usize = 16 * 1024;
+
+/// The answer to an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The offset the next append must start at.
+    pub next_offset: u64,
+    /// Every byte of the append was already stored (a retry after a lost answer).
+    pub is_duplicate: bool,
+    /// The cap was reached: bytes past it are acknowledged and dropped.
+    pub is_truncated: bool,
+}
+
+/// Which part of a log to read. Offsets are byte positions in the stored log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogRead {
+    /// At most `limit` bytes starting at `start` (oldest first).
+    Asc { start: u64, limit: u64 },
+    /// At most `limit` bytes ending at `end` (`None` = the end of what is stored).
+    Desc { end: Option<u64>, limit: u64 },
+}
+
+/// A piece of a log: bytes `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPage {
+    pub start: u64,
+    pub end: u64,
+    pub data: Vec<u8>,
+    /// The stored length of the whole log (the marker included).
+    pub stored: u64,
+    pub is_truncated: bool,
+}
+
+/// The lengths of one step's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogInfo {
+    pub attempt: i64,
+    /// The offset the next append must start at (dropped bytes included).
+    pub received: u64,
+    /// Bytes stored, the truncation marker included.
+    pub stored: u64,
+    pub is_truncated: bool,
+}
+
+/// Step logs (A2, G4).
+///
+/// Each step has one log per attempt of its job. The worker holding the job's lease appends
+/// bytes at stated offsets:
+/// * an append starting beyond the stored end is refused with `OffsetMismatch { expected }`
+///   and changes nothing;
+/// * an append lying entirely within what is stored is a no-op success when its bytes equal
+///   the stored ones (a retry after a lost answer), and a `Conflict` when they differ;
+/// * an append that overlaps the end stores only its new suffix (the overlap is verified).
+///
+/// Cap: at most the configured number of bytes is stored per log; the append that crosses it
+/// stores what fits plus [`TRUNCATION_MARKER`] once, and every later append is acknowledged
+/// (its offset still advances `next_offset`) and dropped, so an executor never retries forever.
+/// Overlaps past the cap cannot be verified and are accepted.
+///
+/// Reads never need the lease and may run while the step writes.
+pub trait LogStore {
+    fn append(
+        &self,
+        token: &LeaseToken,
+        step_run_id: &str,
+        offset: u64,
+        bytes: Vec<u8>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send;
+
+    /// Reads a range of the log of `attempt` (`None` = the job's current attempt).
+    fn read_log(
+        &self,
+        step_run_id: &str,
+        attempt: Option<i64>,
+        read: LogRead,
+    ) -> impl Future<Output = Result<LogPage, StoreError>> + Send;
+
+    /// `None` when nothing was appended to that attempt's log yet.
+    fn log_info(
+        &self,
+        step_run_id: &str,
+        attempt: Option<i64>,
+    ) -> impl Future<Output = Result<Option<LogInfo>, StoreError>> + Send;
+}
+
+impl LogStore for Store {
+    async fn append(
+        &self,
+        token: &LeaseToken,
+        step_run_id: &str,
+        offset: u64,
+        bytes: Vec<u8>,
+        now: Timestamp,
+    ) -> Result<AppendOutcome, StoreError> {
+        let input = AppendInput {
+            backend: self.backend(),
+            token: token.clone(),
+            step_run_id: step_run_id.to_owned(),
+            offset,
+            bytes,
+            cap: self.log_cap_bytes(),
+            now,
+        };
+        self.db()
+            .write_repeatable(false, input, |conn, input| {
+                Box::pin(append_fenced(conn, input))
+            })
+            .await
+    }
+
+    async fn read_log(
+        &self,
+        step_run_id: &str,
+        attempt: Option<i64>,
+        read: LogRead,
+    ) -> Result<LogPage, StoreError> {
+        let mut conn = self.db().reader().acquire().await?;
+        let Some(info) = head(&mut conn, step_run_id, attempt).await? else {
+            return Ok(LogPage {
+                start: 0,
+                end: 0,
+                data: Vec::new(),
+                stored: 0,
+                is_truncated: false,
+            });
+        };
+        let (start, end) = match read {
+            LogRead::Asc { start, limit } => {
+                let start = start.min(info.stored);
+                (start, start.saturating_add(limit).min(info.stored))
+            }
+            LogRead::Desc { end, limit } => {
+                let end = end.unwrap_or(info.stored).min(info.stored);
+                (end.saturating_sub(limit), end)
+            }
+        };
+        let data = read_range(&mut conn, step_run_id, info.attempt, start, end).await?;
+        Ok(LogPage {
+            start,
+            end,
+            data,
+            stored: info.stored,
+            is_truncated: info.is_truncated,
+        })
+    }
+
+    async fn log_info(
+        &self,
+        step_run_id: &str,
+        attempt: Option<i64>,
+    ) -> Result<Option<LogInfo>, StoreError> {
+        let mut conn = self.db().reader().acquire().await?;
+        head(&mut conn, step_run_id, attempt).await
+    }
+}
+
+/// The inputs of one append, owned so the operation can run again inside a group commit.
+struct AppendInput {
+    backend: crate::config::Backend,
+    token: LeaseToken,
+    step_run_id: String,
+    offset: u64,
+    bytes: Vec<u8>,
+    cap: u64,
+    now: Timestamp,
+}
+
+/// Checks the lease, that the step belongs to its job, and reads the log's head — in one
+/// query on the common path — then appends.
+async fn append_fenced(
+    conn: &mut AnyConnection,
+    input: &AppendInput,
+) -> Result<AppendOutcome, StoreError> {
+    let query = match input.backend {
+        crate::config::Backend::Sqlite => sqlx::query(
+            "SELECT a.attempt, l.received, l.stored, l.is_truncated, l.last_chunk_offset \
+             FROM job_attempts a JOIN step_runs s ON s.job_run_id = a.job_run_id \
+             LEFT JOIN step_logs l ON l.step_run_id = s.id AND l.attempt = a.attempt \
+             WHERE a.lease_token = $1 AND a.state = 'leased' AND s.id = $2",
+        ),
+        // The share lock on the attempt row makes the sweeper wait until this append commits.
+        crate::config::Backend::Postgres => sqlx::query(
+            "SELECT a.attempt, l.received, l.stored, l.is_truncated, l.last_chunk_offset \
+             FROM job_attempts a JOIN step_runs s ON s.job_run_id = a.job_run_id \
+             LEFT JOIN step_logs l ON l.step_run_id = s.id AND l.attempt = a.attempt \
+             WHERE a.lease_token = $1 AND a.state = 'leased' AND s.id = $2 FOR SHARE OF a",
+        ),
+    };
+    let Some(row) = query
+        .bind(input.token.as_str())
+        .bind(&input.step_run_id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        // Either the token is not current or the step is not its job's.
+        guard(conn, input.backend, &input.token).await?;
+        return Err(StoreError::NotFound);
+    };
+    let head = match sql::opt_int(&row, "received")? {
+        Some(received) => Some(Head {
+            received: to_u64(received),
+            stored: to_u64(sql::int(&row, "stored")?),
+            is_truncated: sql::flag(&row, "is_truncated")?,
+            last_chunk: sql::opt_int(&row, "last_chunk_offset")?.map(to_u64),
+        }),
+        None => None,
+    };
+    let append = Append {
+        step_run_id: &input.step_run_id,
+        attempt: sql::int(&row, "attempt")?,
+        offset: input.offset,
+        bytes: &input.bytes,
+        cap: input.cap,
+        now: input.now,
+    };
+    append_bytes(conn, append, head).await
+}
+
+/// The stored lengths of one log.
+struct Head {
+    received: u64,
+    stored: u64,
+    is_truncated: bool,
+    last_chunk: Option<u64>,
+}
+
+struct Append<'a> {
+    step_run_id: &'a str,
+    attempt: i64,
+    offset: u64,
+    bytes: &'a [u8],
+    cap: u64,
+    now: Timestamp,
+}
+
+async fn append_bytes(
+    conn: &mut AnyConnection,
+    append: Append<'_>,
+    head: Option<Head>,
+) -> Result<AppendOutcome, StoreError> {
+    let Append {
+        step_run_id,
+        attempt,
+        offset,
+        bytes,
+        cap,
+        now,
+    } = append;
+    let is_new_log = head.is_none();
+    let Head {
+        received,
+        stored,
+        is_truncated,
+        last_chunk,
+    } = head.unwrap_or(Head {
+        received: 0,
+        stored: 0,
+        is_truncated: false,
+        last_chunk: None,
+    });
+    if offset > received {
+        return Err(StoreError::OffsetMismatch { expected: received });
+    }
+    let end = offset + bytes.len() as u64;
+    // Bytes below `verifiable_end` are stored as sent; past the cap they were dropped.
+    let verifiable_end = if is_truncated {
+        stored.saturating_sub(TRUNCATION_MARKER.len() as u64)
+    } else {
+        stored
+    };
+    let overlap_end = end.min(received);
+    let check_end = overlap_end.min(verifiable_end);
+    if offset < check_end {
+        let stored_bytes = read_range(conn, step_run_id, attempt, offset, check_end).await?;
+        if stored_bytes.as_slice() != &bytes[..(check_end - offset) as usize] {
+            return Err(StoreError::Conflict(
+                "these log bytes differ from the ones already stored at that offset".to_owned(),
+            ));
+        }
+    }
+    if end <= received {
+        return Ok(AppendOutcome {
+            next_offset: received,
+            is_duplicate: true,
+            is_truncated,
+        });
+    }
+    let new_bytes = &bytes[(received - offset) as usize..];
+    let mut stored_now = stored;
+    let mut last_chunk_now = last_chunk;
+    let mut truncated_now = is_truncated;
+    if is_new_log {
+        // The head row first: chunks refer to it.
+        sqlx::query(
+            "INSERT INTO step_logs (step_run_id, attempt, received, stored, is_truncated, updated_at) \
+             VALUES ($1, $2, 0, 0, 0, $3)",
+        )
+        .bind(step_run_id)
+        .bind(attempt)
+        .bind(sql::millis(now))
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !is_truncated {
+        let room = cap.saturating_sub(stored);
+        let kept = &new_bytes[..new_bytes
+            .len()
+            .min(usize::try_from(room).unwrap_or(usize::MAX))];
+        let mut writer = ChunkWriter {
+            conn: &mut *conn,
+            step_run_id,
+            attempt,
+            stored: &mut stored_now,
+            last_chunk: &mut last_chunk_now,
+        };
+        writer.write(kept).await?;
+        if kept.len() < new_bytes.len() {
+            // The marker goes in a chunk of its own so the log's bytes stay exactly as sent.
+            writer.write_separate(TRUNCATION_MARKER.as_bytes()).await?;
+            truncated_now = true;
+        }
+    }
+    let head_statement = sqlx::query(
+        "UPDATE step_logs SET received = $3, stored = $4, is_truncated = $5, last_chunk_offset = $6, \
+         updated_at = $7 WHERE step_run_id = $1 AND attempt = $2",
+    );
+    head_statement
+        .bind(step_run_id)
+        .bind(attempt)
+        .bind(to_i64(end))
+        .bind(to_i64(stored_now))
+        .bind(sql::flag_value(truncated_now))
+        .bind(last_chunk_now.map(to_i64))
+        .bind(sql::millis(now))
+        .execute(&mut *conn)
+        .await?;
+    Ok(AppendOutcome {
+        next_offset: end,
+        is_duplicate: false,
+        is_truncated: truncated_now,
+    })
+}
+
+/// Writes bytes at the end of a log: merged into a small last chunk, else in new chunks.
+struct ChunkWriter<'a> {
+    conn: &'a mut AnyConnection,
+    step_run_id: &'a str,
+    attempt: i64,
+    stored: &'a mut u64,
+    last_chunk: &'a mut Option<u64>,
+}
+
+impl ChunkWriter<'_> {
+    async fn write(&mut self, mut bytes: &[u8]) -> Result<(), StoreError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if let Some(last) = *self.last_chunk {
+            let last_len = (*self.stored - last) as usize;
+            if last_len < MERGE_BELOW {
+                let take = bytes.len().min(CHUNK_BYTES - last_len);
+                let mut data = sqlx::query(
+                    "SELECT data FROM step_log_chunks WHERE step_run_id = $1 AND attempt = $2 AND start_offset = $3",
+                )
+                .bind(self.step_run_id)
+                .bind(self.attempt)
+                .bind(to_i64(last))
+                .fetch_one(&mut *self.conn)
+                .await?
+                .try_get::<Vec<u8>, _>(0)?;
+                data.extend_from_slice(&bytes[..take]);
+                sqlx::query(
+                    "UPDATE step_log_chunks SET data = $4 WHERE step_run_id = $1 AND attempt = $2 AND start_offset = $3",
+                )
+                .bind(self.step_run_id)
+                .bind(self.attempt)
+                .bind(to_i64(last))
+                .bind(data)
+                .execute(&mut *self.conn)
+                .await?;
+                *self.stored += take as u64;
+                bytes = &bytes[take..];
+            }
+        }
+        for piece in bytes.chunks(CHUNK_BYTES) {
+            self.write_separate(piece).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_separate(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        let start = *self.stored;
+        sqlx::query(
+            "INSERT INTO step_log_chunks (step_run_id, attempt, start_offset, data) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(self.step_run_id)
+        .bind(self.attempt)
+        .bind(to_i64(start))
+        .bind(bytes.to_vec())
+        .execute(&mut *self.conn)
+        .await?;
+        *self.stored += bytes.len() as u64;
+        *self.last_chunk = Some(start);
+        Ok(())
+    }
+}
+
+/// The head of a log; `attempt` `None` = the current attempt of the step's job.
+async fn head(
+    conn: &mut AnyConnection,
+    step_run_id: &str,
+    attempt: Option<i64>,
+) -> Result<Option<LogInfo>, StoreError> {
+    let attempt = match attempt {
+        Some(attempt) => attempt,
+        None => {
+            let row = sqlx::query(
+                "SELECT COALESCE(j.attempt, 0) AS attempt FROM step_runs s \
+                 LEFT JOIN job_runs j ON j.id = s.job_run_id WHERE s.id = $1",
+            )
+            .bind(step_run_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            sql::int(&row, "attempt")?
+        }
+    };
+    let row = sqlx::query(
+        "SELECT received, stored, is_truncated FROM step_logs WHERE step_run_id = $1 AND attempt = $2",
+    )
+    .bind(step_run_id)
+    .bind(attempt)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| {
+        Ok(LogInfo {
+            attempt,
+            received: to_u64(sql::int(&row, "received")?),
+            stored: to_u64(sql::int(&row, "stored")?),
+            is_truncated: sql::flag(&row, "is_truncated")?,
+        })
+    })
+    .transpose()
+}
+
+/// Stored bytes `[start, end)`: one index probe for the chunk holding `start`, then forward.
+async fn read_range(
+    conn: &mut AnyConnection,
+    step_run_id: &str,
+    attempt: i64,
+    start: u64,
+    end: u64,
+) -> Result<Vec<u8>, StoreError> {
+    if start >= end {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT start_offset, data FROM step_log_chunks \
+         WHERE step_run_id = $1 AND attempt = $2 AND start_offset < $4 AND start_offset >= \
+           COALESCE((SELECT start_offset FROM step_log_chunks \
+                     WHERE step_run_id = $1 AND attempt = $2 AND start_offset <= $3 \
+                     ORDER BY start_offset DESC LIMIT 1), 0) \
+         ORDER BY start_offset",
+    )
+    .bind(step_run_id)
+    .bind(attempt)
+    .bind(to_i64(start))
+    .bind(to_i64(end))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity((end - start) as usize);
+    for row in rows {
+        let chunk_start = to_u64(sql::int(&row, "start_offset")?);
+        let data = sql::bytes(&row, "data")?;
+        let chunk_end = chunk_start + data.len() as u64;
+        let from = start.max(chunk_start);
+        let to = end.min(chunk_end);
+        if from < to {
+            if from != start + out.len() as u64 {
+                return Err(StoreError::corrupt("a log has a gap between its chunks"));
+            }
+            out.extend_from_slice(
+                &data[(from - chunk_start) as usize..(to - chunk_start) as usize],
+            );
+        }
+    }
+    if out.len() as u64 != end - start {
+        return Err(StoreError::corrupt(
+            "a log is shorter than its recorded length",
+        ));
+    }
+    Ok(out)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}

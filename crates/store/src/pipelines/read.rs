@@ -1,0 +1,62 @@
+//! Reading pipelines back: rows to records, with their tags and variable-group bindings.
+
+use super::PipelineRecord;
+use crate::error::StoreError;
+use crate::sql;
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+
+pub(super) fn pipeline_record(row: &AnyRow) -> Result<PipelineRecord, StoreError> {
+    Ok(PipelineRecord {
+        id: sql::text(row, "id")?,
+        project_id: sql::text(row, "project_id")?,
+        name: sql::text(row, "name")?,
+        description: sql::text(row, "description")?,
+        is_publish: sql::flag(row, "is_publish")?,
+        component_id: sql::opt_text(row, "component_id")?,
+        group_id: sql::opt_text(row, "group_id")?,
+        manifest_version: sql::text(row, "manifest_version")?,
+        current_version: sql::int(row, "current_version")?,
+        last_run_number: sql::int(row, "last_run_number")?,
+        is_banned: sql::flag(row, "is_banned")?,
+        origin_id: sql::opt_text(row, "origin_id")?,
+        from_source: sql::int(row, "from_source")?,
+        creator_id: sql::text(row, "creator_id")?,
+        updater_id: sql::text(row, "updater_id")?,
+        created_at: sql::ts(row, "created_at")?,
+        updated_at: sql::ts(row, "updated_at")?,
+        definition: sql::text(row, "definition")?,
+        compiled: sql::json(row, "compiled")?,
+        sources: sql::json(row, "sources")?,
+        settings: sql::json(row, "settings")?,
+        tag_ids: Vec::new(),
+        variable_group_ids: Vec::new(),
+    })
+}
+
+/// Fills tag ids and bound variable group ids.
+pub(super) async fn with_links(
+    pool: &AnyPool,
+    mut record: PipelineRecord,
+) -> Result<PipelineRecord, StoreError> {
+    let tags =
+        sqlx::query("SELECT tag_id FROM pipeline_tags WHERE pipeline_id = $1 ORDER BY tag_id")
+            .bind(&record.id)
+            .fetch_all(pool)
+            .await?;
+    record.tag_ids = tags
+        .iter()
+        .map(|row| sql::text(row, "tag_id"))
+        .collect::<Result<_, _>>()?;
+    let groups = sqlx::query(
+        "SELECT group_id FROM pipeline_variable_groups WHERE pipeline_id = $1 ORDER BY position",
+    )
+    .bind(&record.id)
+    .fetch_all(pool)
+    .await?;
+    record.variable_group_ids = groups
+        .iter()
+        .map(|row| sql::text(row, "group_id"))
+        .collect::<Result<_, _>>()?;
+    Ok(record)
+}

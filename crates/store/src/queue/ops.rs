@@ -1,0 +1,572 @@
+//! The queue's SQL, one function per operation, each run inside the caller's transaction.
+
+use super::{
+    ClaimRequest, EnqueueJob, ExpiredLease, JobOutcome, Lease, LeaseExpiry, LeaseToken,
+    NewArtifact, QueueStats, StepReport,
+};
+use crate::config::Backend;
+use crate::error::StoreError;
+use crate::sql;
+use runnel_domain::Timestamp;
+use runnel_domain::status::{JobStatus, StepStatus};
+use sqlx::AnyConnection;
+use sqlx::{AnyPool, Row};
+
+/// The sweeper handles at most this many expired leases per transaction.
+pub(crate) const SWEEP_BATCH: usize = 256;
+
+/// The message of a job failed because its executor stopped renewing the lease.
+pub(crate) const EXECUTOR_LOST: &str = "executor lost";
+
+/// The attempt a valid lease token designates.
+#[derive(Debug, Clone)]
+pub(crate) struct LeaseGuard {
+    pub(crate) attempt_id: String,
+    pub(crate) job_run_id: String,
+    pub(crate) run_id: String,
+}
+
+/// Checks that `token` is the current lease of its job and keeps it so until the caller's
+/// transaction ends (PostgreSQL: a share lock on the attempt row, which the sweeper's update
+/// waits for; SQLite: the single writer already serializes everything).
+pub(crate) async fn guard(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    token: &LeaseToken,
+) -> Result<LeaseGuard, StoreError> {
+    let query = match backend {
+        Backend::Sqlite => sqlx::query(
+            "SELECT id, job_run_id, run_id FROM job_attempts WHERE lease_token = $1 AND state = 'leased'",
+        ),
+        Backend::Postgres => sqlx::query(
+            "SELECT id, job_run_id, run_id FROM job_attempts WHERE lease_token = $1 AND state = 'leased' FOR SHARE",
+        ),
+    };
+    let row = query
+        .bind(token.as_str())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::LeaseLost)?;
+    Ok(LeaseGuard {
+        attempt_id: sql::text(&row, "id")?,
+        job_run_id: sql::text(&row, "job_run_id")?,
+        run_id: sql::text(&row, "run_id")?,
+    })
+}
+
+pub(crate) async fn enqueue(
+    conn: &mut AnyConnection,
+    job: &EnqueueJob,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
+    let live: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM job_attempts WHERE job_run_id = $1 AND state IN ('queued', 'leased')",
+    )
+    .bind(&job.job_run_id)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
+    if live > 0 {
+        return Err(StoreError::Conflict(
+            "the job already has a queued or running attempt".to_owned(),
+        ));
+    }
+    let attempt_id = crate::new_id();
+    let row = sqlx::query(
+        "UPDATE job_runs SET status = 'QUEUED', attempt = attempt + 1, last_dispatch_id = $2, \
+         exec_id = NULL, start_time = NULL, end_time = NULL, message = NULL \
+         WHERE id = $1 RETURNING attempt, run_id",
+    )
+    .bind(&job.job_run_id)
+    .bind(&attempt_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let attempt = sql::int(&row, "attempt")?;
+    let run_id = sql::text(&row, "run_id")?;
+    reset_steps(conn, &job.job_run_id).await?;
+    sqlx::query(
+        "INSERT INTO job_attempts (id, job_run_id, run_id, attempt, try_number, max_tries, pool, labels, \
+         state, queued_at) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, 'queued', $8)",
+    )
+    .bind(&attempt_id)
+    .bind(&job.job_run_id)
+    .bind(&run_id)
+    .bind(attempt)
+    .bind(i64::from(job.max_tries))
+    .bind(job.pool.as_deref())
+    .bind(sql::to_json(&job.labels)?)
+    .bind(sql::millis(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(attempt)
+}
+
+/// The claim statements: one per backend and pool mode. Each also marks the job run RUNNING:
+/// PostgreSQL with a data-modifying CTE, SQLite with the `job_attempts_claimed` trigger.
+const CLAIM_SQLITE_DEFAULT_POOL: &str = "UPDATE job_attempts SET state = 'leased', lease_token = $1, worker_id = $2, \
+     claimed_at = $3, lease_expires_at = $4 \
+     WHERE id = (SELECT id FROM job_attempts WHERE state = 'queued' AND pool IS NULL \
+                 ORDER BY queued_at, id LIMIT 1) \
+     RETURNING id, job_run_id, run_id, attempt, try_number";
+const CLAIM_SQLITE_POOL: &str = "UPDATE job_attempts SET state = 'leased', lease_token = $1, worker_id = $2, \
+     claimed_at = $3, lease_expires_at = $4 \
+     WHERE id = (SELECT id FROM job_attempts WHERE state = 'queued' AND pool = $5 \
+                 ORDER BY queued_at, id LIMIT 1) \
+     RETURNING id, job_run_id, run_id, attempt, try_number";
+const CLAIM_POSTGRES_DEFAULT_POOL: &str = "WITH claimed AS ( \
+       UPDATE job_attempts SET state = 'leased', lease_token = $1, worker_id = $2, \
+       claimed_at = $3, lease_expires_at = $4 \
+       WHERE state = 'queued' AND id = (SELECT id FROM job_attempts WHERE state = 'queued' AND pool IS NULL \
+                   ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+       RETURNING id, job_run_id, run_id, attempt, try_number), \
+     started AS ( \
+       UPDATE job_runs SET status = 'RUNNING', start_time = COALESCE(job_runs.start_time, $3), \
+       exec_id = $2, last_dispatch_id = claimed.id FROM claimed WHERE job_runs.id = claimed.job_run_id) \
+     SELECT id, job_run_id, run_id, attempt, try_number FROM claimed";
+const CLAIM_POSTGRES_POOL: &str = "WITH claimed AS ( \
+       UPDATE job_attempts SET state = 'leased', lease_token = $1, worker_id = $2, \
+       claimed_at = $3, lease_expires_at = $4 \
+       WHERE state = 'queued' AND id = (SELECT id FROM job_attempts WHERE state = 'queued' AND pool = $5 \
+                   ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+       RETURNING id, job_run_id, run_id, attempt, try_number), \
+     started AS ( \
+       UPDATE job_runs SET status = 'RUNNING', start_time = COALESCE(job_runs.start_time, $3), \
+       exec_id = $2, last_dispatch_id = claimed.id FROM claimed WHERE job_runs.id = claimed.job_run_id) \
+     SELECT id, job_run_id, run_id, attempt, try_number FROM claimed";
+
+pub(crate) async fn claim(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    request: &ClaimRequest,
+    token: &LeaseToken,
+) -> Result<Option<Lease>, StoreError> {
+    let expires_at = request.now + request.lease;
+    let statement = match (backend, request.pool.is_some()) {
+        (Backend::Sqlite, false) => CLAIM_SQLITE_DEFAULT_POOL,
+        (Backend::Sqlite, true) => CLAIM_SQLITE_POOL,
+        (Backend::Postgres, false) => CLAIM_POSTGRES_DEFAULT_POOL,
+        (Backend::Postgres, true) => CLAIM_POSTGRES_POOL,
+    };
+    let mut query = sqlx::query(statement)
+        .bind(token.as_str())
+        .bind(&request.worker_id)
+        .bind(sql::millis(request.now))
+        .bind(sql::millis(expires_at));
+    if let Some(pool) = &request.pool {
+        query = query.bind(pool);
+    }
+    let Some(row) = query.fetch_optional(&mut *conn).await? else {
+        return Ok(None);
+    };
+    let lease = Lease {
+        token: token.clone(),
+        attempt_id: sql::text(&row, "id")?,
+        job_run_id: sql::text(&row, "job_run_id")?,
+        run_id: sql::text(&row, "run_id")?,
+        attempt: sql::int(&row, "attempt")?,
+        try_number: sql::int(&row, "try_number")?,
+        expires_at,
+    };
+    // The job run became RUNNING in the same statement (CTE on PostgreSQL, trigger on SQLite).
+    Ok(Some(lease))
+}
+
+pub(crate) async fn heartbeat(
+    conn: &mut AnyConnection,
+    token: &LeaseToken,
+    until: i64,
+) -> Result<super::Heartbeat, StoreError> {
+    let row = sqlx::query(
+        "UPDATE job_attempts SET lease_expires_at = CASE WHEN lease_expires_at > $2 \
+         THEN lease_expires_at ELSE $2 END \
+         WHERE lease_token = $1 AND state = 'leased' RETURNING lease_expires_at, \
+         (SELECT is_cancel_requested FROM runs WHERE runs.id = job_attempts.run_id) AS is_cancel_requested",
+    )
+    .bind(token.as_str())
+    .bind(until)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::LeaseLost)?;
+    Ok(super::Heartbeat {
+        expires_at: sql::ts(&row, "lease_expires_at")?,
+        is_cancel_requested: sql::opt_int(&row, "is_cancel_requested")?.unwrap_or(0) != 0,
+    })
+}
+
+pub(crate) async fn report_step(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    token: &LeaseToken,
+    report: &StepReport,
+) -> Result<(), StoreError> {
+    let lease = guard(conn, backend, token).await?;
+    let row = sqlx::query("SELECT status FROM step_runs WHERE id = $1 AND job_run_id = $2")
+        .bind(&report.step_run_id)
+        .bind(&lease.job_run_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let current: StepStatus = sql::status(&row, "status")?;
+    if current.is_final() {
+        if current == report.status {
+            return Ok(());
+        }
+        return Err(StoreError::Conflict(format!(
+            "the step already ended {current}; it cannot become {}",
+            report.status
+        )));
+    }
+    let at = sql::millis(report.at);
+    let is_final = report.status.is_final();
+    sqlx::query(
+        "UPDATE step_runs SET status = $2, \
+         exit_code = COALESCE($3, exit_code), message = COALESCE($4, message), \
+         start_time = CASE WHEN start_time IS NULL AND $5 = 1 THEN $6 ELSE start_time END, \
+         end_time = CASE WHEN $7 = 1 THEN $6 ELSE end_time END, last_dispatch_id = $8 \
+         WHERE id = $1",
+    )
+    .bind(&report.step_run_id)
+    .bind(report.status.as_str())
+    .bind(report.exit_code.map(i64::from))
+    .bind(report.message.as_deref())
+    .bind(sql::flag_value(report.status != StepStatus::Init))
+    .bind(at)
+    .bind(sql::flag_value(is_final))
+    .bind(&lease.attempt_id)
+    .execute(&mut *conn)
+    .await?;
+    for (key, value) in &report.outputs {
+        sqlx::query(
+            "INSERT INTO step_outputs (step_run_id, run_id, key, value, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (step_run_id, key) DO UPDATE SET value = excluded.value, created_at = excluded.created_at",
+        )
+        .bind(&report.step_run_id)
+        .bind(&lease.run_id)
+        .bind(key)
+        .bind(sql::to_json(value)?)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn record_artifact(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    token: &LeaseToken,
+    artifact: &NewArtifact,
+    id: &str,
+) -> Result<String, StoreError> {
+    let lease = guard(conn, backend, token).await?;
+    let belongs: i64 =
+        sqlx::query("SELECT COUNT(*) FROM step_runs WHERE id = $1 AND job_run_id = $2")
+            .bind(&artifact.step_run_id)
+            .bind(&lease.job_run_id)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+    if belongs == 0 {
+        return Err(StoreError::NotFound);
+    }
+    sqlx::query(
+        "INSERT INTO artifacts (id, run_id, job_run_id, step_run_id, name, version, package_type, \
+         artifact_type, upload_target, uri, download_url, sha256, file_size, build_no, daily_build_number, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(id)
+    .bind(&lease.run_id)
+    .bind(&lease.job_run_id)
+    .bind(&artifact.step_run_id)
+    .bind(&artifact.name)
+    .bind(&artifact.version)
+    .bind(&artifact.package_type)
+    .bind(&artifact.artifact_type)
+    .bind(&artifact.upload_target)
+    .bind(&artifact.uri)
+    .bind(&artifact.download_url)
+    .bind(artifact.sha256.as_deref())
+    .bind(artifact.file_size)
+    .bind(&artifact.build_no)
+    .bind(&artifact.daily_build_number)
+    .bind(sql::millis(artifact.at))
+    .execute(&mut *conn)
+    .await?;
+    Ok(id.to_owned())
+}
+
+pub(crate) async fn complete(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    token: &LeaseToken,
+    outcome: &JobOutcome,
+    now: Timestamp,
+) -> Result<super::FinishedJob, StoreError> {
+    // The common case in one statement that also ends the job run and closes its steps (CTE on
+    // PostgreSQL, the `job_attempts_completed` trigger on SQLite); the row lock it takes orders
+    // it against the sweeper.
+    let running_becomes = match outcome.status {
+        JobStatus::Canceled => StepStatus::Canceled,
+        JobStatus::Completed => StepStatus::Completed,
+        _ => StepStatus::Failed,
+    };
+    let query = match backend {
+        Backend::Sqlite => sqlx::query(
+            "UPDATE job_attempts SET state = 'completed', outcome = $2, outcome_message = $3, finished_at = $4 \
+             WHERE lease_token = $1 AND state = 'leased' RETURNING job_run_id, run_id, attempt",
+        ),
+        Backend::Postgres => sqlx::query(
+            "WITH ended AS ( \
+               UPDATE job_attempts SET state = 'completed', outcome = $2, outcome_message = $3, finished_at = $4 \
+               WHERE lease_token = $1 AND state = 'leased' RETURNING job_run_id, run_id, attempt), \
+             job AS ( \
+               UPDATE job_runs SET status = $2, message = COALESCE($3, job_runs.message), end_time = $4 \
+               FROM ended WHERE job_runs.id = ended.job_run_id), \
+             steps AS ( \
+               UPDATE step_runs SET status = CASE WHEN step_runs.status IN ('INIT', 'QUEUED') THEN 'SKIPPED' \
+               ELSE $5 END, end_time = $4 FROM ended WHERE step_runs.job_run_id = ended.job_run_id \
+               AND step_runs.status IN ('INIT', 'QUEUED', 'RUNNING', 'PAUSED')) \
+             SELECT job_run_id, run_id, attempt FROM ended",
+        ),
+    };
+    let mut query = query
+        .bind(token.as_str())
+        .bind(outcome.status.as_str())
+        .bind(outcome.message.as_deref())
+        .bind(sql::millis(now));
+    if backend == Backend::Postgres {
+        query = query.bind(running_becomes.as_str());
+    }
+    if let Some(row) = query.fetch_optional(&mut *conn).await? {
+        return Ok(super::FinishedJob {
+            run_id: sql::text(&row, "run_id")?,
+            job_run_id: sql::text(&row, "job_run_id")?,
+            attempt: sql::int(&row, "attempt")?,
+            status: outcome.status,
+            is_replay: false,
+        });
+    }
+    // Not leased (any more): a replay of this very completion, or a stale token.
+    let row = sqlx::query(
+        "SELECT job_run_id, run_id, attempt, state, outcome FROM job_attempts WHERE lease_token = $1",
+    )
+    .bind(token.as_str())
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::LeaseLost)?;
+    if sql::text(&row, "state")? != "completed" {
+        return Err(StoreError::LeaseLost);
+    }
+    let recorded = sql::opt_text(&row, "outcome")?;
+    if recorded.as_deref() != Some(outcome.status.as_str()) {
+        return Err(StoreError::Conflict(format!(
+            "the attempt already completed as {}",
+            recorded.unwrap_or_default()
+        )));
+    }
+    Ok(super::FinishedJob {
+        run_id: sql::text(&row, "run_id")?,
+        job_run_id: sql::text(&row, "job_run_id")?,
+        attempt: sql::int(&row, "attempt")?,
+        status: outcome.status,
+        is_replay: true,
+    })
+}
+
+/// Ends a job run: its status, message and end time, and its steps closed like the domain's
+/// `StepRun::close` (waiting steps SKIPPED, a running step ends with the job).
+async fn finish_job(
+    conn: &mut AnyConnection,
+    job_run_id: &str,
+    status: JobStatus,
+    message: Option<&str>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE job_runs SET status = $2, message = COALESCE($3, message), end_time = $4 WHERE id = $1",
+    )
+    .bind(job_run_id)
+    .bind(status.as_str())
+    .bind(message)
+    .bind(sql::millis(now))
+    .execute(&mut *conn)
+    .await?;
+    let running_becomes = match status {
+        JobStatus::Canceled => StepStatus::Canceled,
+        JobStatus::Completed => StepStatus::Completed,
+        _ => StepStatus::Failed,
+    };
+    sqlx::query(
+        "UPDATE step_runs SET \
+         status = CASE WHEN status IN ('INIT', 'QUEUED') THEN 'SKIPPED' ELSE $2 END, end_time = $3 \
+         WHERE job_run_id = $1 AND status IN ('INIT', 'QUEUED', 'RUNNING', 'PAUSED')",
+    )
+    .bind(job_run_id)
+    .bind(running_becomes.as_str())
+    .bind(sql::millis(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Steps of a job that starts over: back to INIT with nothing recorded.
+async fn reset_steps(conn: &mut AnyConnection, job_run_id: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE step_runs SET status = 'INIT', message = NULL, exit_code = NULL, start_time = NULL, \
+         end_time = NULL WHERE job_run_id = $1",
+    )
+    .bind(job_run_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn expire_batch(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    now: Timestamp,
+) -> Result<Vec<ExpiredLease>, StoreError> {
+    let query = match backend {
+        Backend::Sqlite => sqlx::query(
+            "SELECT id, job_run_id, run_id, attempt, try_number, max_tries, pool, labels, queued_at \
+             FROM job_attempts WHERE state = 'leased' AND lease_expires_at <= $1 \
+             ORDER BY lease_expires_at LIMIT $2",
+        ),
+        Backend::Postgres => sqlx::query(
+            "SELECT id, job_run_id, run_id, attempt, try_number, max_tries, pool, labels, queued_at \
+             FROM job_attempts WHERE state = 'leased' AND lease_expires_at <= $1 \
+             ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        ),
+    };
+    let rows = query
+        .bind(sql::millis(now))
+        .bind(SWEEP_BATCH as i64)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut expired = Vec::with_capacity(rows.len());
+    for row in rows {
+        let attempt_id = sql::text(&row, "id")?;
+        let job_run_id = sql::text(&row, "job_run_id")?;
+        let run_id = sql::text(&row, "run_id")?;
+        let attempt = sql::int(&row, "attempt")?;
+        let try_number = sql::int(&row, "try_number")?;
+        let max_tries = sql::int(&row, "max_tries")?;
+        sqlx::query(
+            "UPDATE job_attempts SET state = 'lost', finished_at = $2, outcome_message = $3 WHERE id = $1",
+        )
+        .bind(&attempt_id)
+        .bind(sql::millis(now))
+        .bind(EXECUTOR_LOST)
+        .execute(&mut *conn)
+        .await?;
+        let expiry = if try_number < max_tries {
+            let new_attempt_id = crate::new_id();
+            let new_attempt = attempt + 1;
+            sqlx::query(
+                "INSERT INTO job_attempts (id, job_run_id, run_id, attempt, try_number, max_tries, pool, \
+                 labels, state, queued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9)",
+            )
+            .bind(&new_attempt_id)
+            .bind(&job_run_id)
+            .bind(&run_id)
+            .bind(new_attempt)
+            .bind(try_number + 1)
+            .bind(max_tries)
+            .bind(sql::opt_text(&row, "pool")?)
+            .bind(sql::text(&row, "labels")?)
+            // The job keeps its place in the queue: it was waiting longer than later arrivals.
+            .bind(sql::int(&row, "queued_at")?)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "UPDATE job_runs SET status = 'QUEUED', attempt = $2, last_dispatch_id = $3, exec_id = NULL, \
+                 start_time = NULL, end_time = NULL, message = NULL WHERE id = $1",
+            )
+            .bind(&job_run_id)
+            .bind(new_attempt)
+            .bind(&new_attempt_id)
+            .execute(&mut *conn)
+            .await?;
+            reset_steps(conn, &job_run_id).await?;
+            LeaseExpiry::Requeued {
+                attempt: new_attempt,
+            }
+        } else {
+            finish_job(
+                conn,
+                &job_run_id,
+                JobStatus::Failed,
+                Some(EXECUTOR_LOST),
+                now,
+            )
+            .await?;
+            LeaseExpiry::Failed
+        };
+        expired.push(ExpiredLease {
+            run_id,
+            job_run_id,
+            lost_attempt: attempt,
+            expiry,
+        });
+    }
+    Ok(expired)
+}
+
+pub(crate) async fn cancel_job(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    job_run_id: &str,
+    now: Timestamp,
+    message: Option<String>,
+) -> Result<bool, StoreError> {
+    let query = match backend {
+        Backend::Sqlite => sqlx::query(
+            "SELECT id FROM job_attempts WHERE job_run_id = $1 AND state IN ('queued', 'leased')",
+        ),
+        Backend::Postgres => sqlx::query(
+            "SELECT id FROM job_attempts WHERE job_run_id = $1 AND state IN ('queued', 'leased') FOR UPDATE",
+        ),
+    };
+    let rows = query.bind(job_run_id).fetch_all(&mut *conn).await?;
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE job_attempts SET state = 'canceled', outcome = 'CANCELED', outcome_message = $2, finished_at = $3 \
+         WHERE job_run_id = $1 AND state IN ('queued', 'leased')",
+    )
+    .bind(job_run_id)
+    .bind(message.as_deref())
+    .bind(sql::millis(now))
+    .execute(&mut *conn)
+    .await?;
+    finish_job(
+        conn,
+        job_run_id,
+        JobStatus::Canceled,
+        message.as_deref(),
+        now,
+    )
+    .await?;
+    Ok(true)
+}
+
+pub(crate) async fn queue_stats(pool: &AnyPool, now: Timestamp) -> Result<QueueStats, StoreError> {
+    let row = sqlx::query(
+        "SELECT \
+           (SELECT COUNT(*) FROM job_attempts WHERE state = 'queued') AS queued, \
+           (SELECT COUNT(*) FROM job_attempts WHERE state = 'leased') AS leased, \
+           (SELECT COUNT(*) FROM job_attempts WHERE state = 'leased' AND lease_expires_at <= $1) AS expired, \
+           (SELECT MIN(queued_at) FROM job_attempts WHERE state = 'queued') AS oldest",
+    )
+    .bind(sql::millis(now))
+    .fetch_one(pool)
+    .await?;
+    Ok(QueueStats {
+        queued: sql::int(&row, "queued")?,
+        leased: sql::int(&row, "leased")?,
+        expired: sql::int(&row, "expired")?,
+        oldest_queued_at: sql::opt_ts(&row, "oldest")?,
+    })
+}

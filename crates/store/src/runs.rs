@@ -1,0 +1,581 @@
+//! Runs: atomic creation with gapless numbers, auto-increment values and idempotency keys; progress; detail and list reads.
+
+mod create;
+mod progress;
+mod read;
+
+use crate::Store;
+use crate::error::StoreError;
+use crate::queue::EnqueueJob;
+use crate::sql::{Page, SortDir};
+use runnel_domain::Timestamp;
+use runnel_domain::status::{JobStatus, RunStatus, StageStatus, StepStatus};
+use std::future::Future;
+
+/// A key under which a request may be retried without creating a second run (G6):
+/// `scope` names the caller and target (e.g. `api:<user>:<pipeline>` or `webhook:<hook_id>`),
+/// `key` is the `Idempotency-Key` header or the webhook delivery id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub scope: String,
+    pub key: String,
+}
+
+/// A whole new run: the run row, every stage, job and step run, committed at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    /// From [`crate::new_id`].
+    pub id: String,
+    pub pipeline_id: String,
+    /// The pipeline version the run executes; `None` = the current one.
+    pub pipeline_version: Option<i64>,
+    /// INIT or QUEUED (waiting for a concurrency slot) usually.
+    pub status: RunStatus,
+    pub trigger_type: String,
+    pub executor_id: String,
+    pub executor_name: String,
+    pub description: String,
+    /// `build_params` (spec §13 BuildParams), as JSON.
+    pub build_params: serde_json::Value,
+    /// Resolved sources of the run (spec §5.5 `sources`).
+    pub sources: serde_json::Value,
+    /// `choose_stages` / `choose_jobs` as given.
+    pub selection: serde_json::Value,
+    pub now: Timestamp,
+    pub stages: Vec<NewStageRun>,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewStageRun {
+    pub id: String,
+    pub sequence: i64,
+    pub identifier: String,
+    pub name: String,
+    pub category: Option<String>,
+    pub run_always: bool,
+    pub parallel: Option<String>,
+    pub is_select: bool,
+    pub depends_on: Vec<String>,
+    pub condition: Option<String>,
+    pub status: StageStatus,
+    /// Admission gates (`pre`) and exit gates (`post`).
+    pub pre: Vec<NewStepRun>,
+    pub post: Vec<NewStepRun>,
+    pub jobs: Vec<NewJobRun>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJobRun {
+    pub id: String,
+    /// The job's index in the compiled spec (`JobIdx`), unique within the run.
+    pub job_index: i64,
+    pub sequence: i64,
+    pub identifier: String,
+    pub name: String,
+    pub category: Option<String>,
+    pub is_async: bool,
+    pub depends_on: Vec<String>,
+    pub condition: Option<String>,
+    pub resource: Option<String>,
+    pub timeout: Option<String>,
+    pub is_select: bool,
+    pub status: JobStatus,
+    pub steps: Vec<NewStepRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewStepRun {
+    pub id: String,
+    pub sequence: i64,
+    pub identifier: String,
+    pub name: String,
+    pub task: String,
+    pub business_type: Option<String>,
+    pub official_task_version: Option<String>,
+    /// `[{key, value}]` as in the definition.
+    pub inputs: serde_json::Value,
+    pub multi_step_editable: i64,
+    pub endpoint_ids: Vec<String>,
+    pub daily_build_number: Option<String>,
+}
+
+/// What the run's transaction allocated, handed to the [`ParameterBuilder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAllocation {
+    pub run_number: i64,
+    /// `(name, value_for_run)` of every autoIncrement variable of the pipeline, computed by
+    /// `runnel_domain::params::auto_increment_for_run` from the committed variable.
+    pub auto_increment_values: Vec<(String, String)>,
+}
+
+/// One parameter of a run's snapshot. Secret values are encrypted at rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunParameter {
+    pub name: String,
+    pub value: String,
+    pub is_secret: bool,
+    /// `predefined`, `custom` or `group:<id>`.
+    pub origin: String,
+}
+
+/// Builds the run's parameter snapshot once the run number and auto-increment values are
+/// known, inside the run's transaction (so `PIPELINE_NUMBER` and auto-increment values are
+/// the committed ones). An `Err(message)` aborts the creation: nothing is stored, no number
+/// is used (`StoreError::Invalid(message)`).
+pub type ParameterBuilder =
+    Box<dyn FnOnce(&RunAllocation) -> Result<Vec<RunParameter>, String> + Send>;
+
+/// The answer to `create_run`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatedRun {
+    pub run: RunRecord,
+    /// The idempotency key was seen before: this is the run it created then, and nothing new
+    /// was stored.
+    pub is_replay: bool,
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub id: String,
+    pub pipeline_id: String,
+    pub pipeline_version: i64,
+    pub run_number: i64,
+    pub status: RunStatus,
+    pub trigger_type: String,
+    pub executor_id: String,
+    pub executor_name: String,
+    pub description: String,
+    pub build_params: serde_json::Value,
+    pub sources: serde_json::Value,
+    pub selection: serde_json::Value,
+    pub start_time: Timestamp,
+    pub end_time: Option<Timestamp>,
+    /// Accumulated paused milliseconds, not counting a pause still going on.
+    pub pause_time: i64,
+    pub paused_since: Option<Timestamp>,
+    pub is_cancel_requested: bool,
+    /// Bumped by every [`RunStore::save_progress`]; the optimistic-concurrency token.
+    pub state_version: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageRunRecord {
+    pub id: String,
+    pub sequence: i64,
+    pub identifier: String,
+    pub name: String,
+    pub category: Option<String>,
+    pub run_always: bool,
+    pub parallel: Option<String>,
+    pub is_select: bool,
+    pub depends_on: Vec<String>,
+    pub condition: Option<String>,
+    pub status: StageStatus,
+    pub message: Option<String>,
+    pub is_admitted: bool,
+    pub start_time: Option<Timestamp>,
+    pub end_time: Option<Timestamp>,
+    pub pause_time: i64,
+    pub pre: Vec<StepRunRecord>,
+    pub post: Vec<StepRunRecord>,
+    pub jobs: Vec<JobRunRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRunRecord {
+    pub id: String,
+    pub stage_run_id: String,
+    pub job_index: i64,
+    pub sequence: i64,
+    pub identifier: String,
+    pub name: String,
+    pub category: Option<String>,
+    pub is_async: bool,
+    pub depends_on: Vec<String>,
+    pub condition: Option<String>,
+    pub resource: Option<String>,
+    pub timeout: Option<String>,
+    pub is_select: bool,
+    pub status: JobStatus,
+    pub message: Option<String>,
+    pub attempt: i64,
+    pub last_dispatch_id: Option<String>,
+    pub exec_id: Option<String>,
+    pub start_time: Option<Timestamp>,
+    pub end_time: Option<Timestamp>,
+    pub steps: Vec<StepRunRecord>,
+}
+
+/// Where a step run sits: in a job, or as a stage's admission (`pre`) or exit (`post`) gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepPlacement {
+    Job,
+    Pre,
+    Post,
+}
+
+impl StepPlacement {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StepPlacement::Job => "job",
+            StepPlacement::Pre => "pre",
+            StepPlacement::Post => "post",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRunRecord {
+    pub id: String,
+    pub stage_run_id: String,
+    pub job_run_id: Option<String>,
+    pub placement: StepPlacement,
+    pub sequence: i64,
+    pub identifier: String,
+    pub name: String,
+    pub task: String,
+    pub business_type: Option<String>,
+    pub official_task_version: Option<String>,
+    pub inputs: serde_json::Value,
+    pub multi_step_editable: i64,
+    pub endpoint_ids: Vec<String>,
+    pub status: StepStatus,
+    pub message: Option<String>,
+    pub exit_code: Option<i64>,
+    pub last_dispatch_id: Option<String>,
+    pub start_time: Option<Timestamp>,
+    pub end_time: Option<Timestamp>,
+    pub daily_build_number: Option<String>,
+}
+
+/// A run with its stages, jobs and steps (spec §5.5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunDetail {
+    pub run: RunRecord,
+    pub stages: Vec<StageRunRecord>,
+}
+
+/// One stage of a run-list item (`stage_status_list`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageStatusItem {
+    pub id: String,
+    pub name: String,
+    pub sequence: i64,
+    pub status: StageStatus,
+    pub start_time: Option<Timestamp>,
+    pub end_time: Option<Timestamp>,
+}
+
+/// A run-list item (spec §5.4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub run: RunRecord,
+    pub stages: Vec<StageStatusItem>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunSortKey {
+    #[default]
+    StartTime,
+    UpdateTime,
+}
+
+/// Filters, sort and page of a run list (spec §5.4).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunQuery {
+    /// Empty = any status.
+    pub statuses: Vec<RunStatus>,
+    /// Empty = any trigger type.
+    pub trigger_types: Vec<String>,
+    pub executor_ids: Vec<String>,
+    /// Runs started at or after / at or before.
+    pub started_from: Option<Timestamp>,
+    pub started_to: Option<Timestamp>,
+    /// Runs changed after.
+    pub updated_after: Option<Timestamp>,
+    pub sort_key: RunSortKey,
+    pub sort_dir: SortDir,
+    pub offset: i64,
+    /// Clamped to 1..=100.
+    pub limit: i64,
+}
+
+/// A change of the run row by the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunUpdate {
+    pub status: RunStatus,
+    pub start_time: Option<Timestamp>,
+    pub end_time: Option<Timestamp>,
+    pub pause_time: i64,
+    pub paused_since: Option<Timestamp>,
+    pub is_cancel_requested: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageUpdate {
+    pub id: String,
+    pub status: StageStatus,
+    pub message: Option<String>,
+    pub is_admitted: bool,
+    pub start_time: Option<Timestamp>,
+    pub end_time: Option<Timestamp>,
+    pub pause_time: i64,
+}
+
+/// A job status decided by the engine (skipped, reset for a retry, paused, …). Queue
+/// transitions (QUEUED, RUNNING, final by an executor) go through [`crate::JobQueue`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobUpdate {
+    pub id: String,
+    pub status: JobStatus,
+    pub message: Option<String>,
+    pub start_time: Option<Timestamp>,
+    pub end_time: Option<Timestamp>,
+}
+
+/// A step status decided by the engine (gates, agentless steps, resets).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepUpdateRow {
+    pub id: String,
+    pub status: StepStatus,
+    pub message: Option<String>,
+    pub exit_code: Option<i64>,
+    pub start_time: Option<Timestamp>,
+    pub end_time: Option<Timestamp>,
+}
+
+/// Everything one engine step changed in a run, written in one transaction.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunProgress {
+    pub run_id: String,
+    /// The `state_version` the engine read; a different stored one is a `Conflict` (another
+    /// engine replica advanced the run meanwhile) and nothing is written.
+    pub expected_version: i64,
+    pub now: Timestamp,
+    pub run: Option<RunUpdate>,
+    pub stages: Vec<StageUpdate>,
+    pub jobs: Vec<JobUpdate>,
+    pub steps: Vec<StepUpdateRow>,
+    /// Jobs to put on the queue in the same transaction.
+    pub enqueue: Vec<EnqueueJob>,
+}
+
+/// A step output (spec §5.7).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutputRecord {
+    pub step_run_id: String,
+    pub key: String,
+    pub value: serde_json::Value,
+}
+
+/// Artifact metadata (spec §5.8).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtifactRecord {
+    pub id: String,
+    pub run_id: String,
+    pub job_run_id: Option<String>,
+    pub step_run_id: Option<String>,
+    pub name: String,
+    pub version: String,
+    pub package_type: String,
+    pub artifact_type: String,
+    pub upload_target: String,
+    pub uri: String,
+    pub download_url: String,
+    pub sha256: Option<String>,
+    pub file_size: Option<i64>,
+    pub build_no: String,
+    pub daily_build_number: String,
+    pub created_at: Timestamp,
+}
+
+/// Runs and everything below them (A1, G5, G6).
+///
+/// Creation: `create_run` commits the run row, its number (`last_run_number + 1` of the
+/// pipeline, taken under the pipeline row's lock), the pipeline's auto-increment values, the
+/// parameter snapshot, every stage/job/step run and the idempotency key in ONE transaction.
+/// Numbers are unique, increasing and gapless among committed runs: a failed creation rolls
+/// its number back. A replay of an idempotency key returns the first run and stores nothing.
+///
+/// Progress: the engine writes run/stage/job/step changes with `save_progress`, guarded by
+/// `state_version` (optimistic concurrency for several engine replicas). Job dispatch state
+/// belongs to [`crate::JobQueue`].
+///
+/// Reads (`run`, `run_detail`, `list_runs`, …) see committed data only and never block writes.
+pub trait RunStore {
+    fn create_run(
+        &self,
+        run: NewRun,
+        parameters: ParameterBuilder,
+    ) -> impl Future<Output = Result<CreatedRun, StoreError>> + Send;
+
+    /// Writes one engine step; returns the new `state_version`.
+    fn save_progress(
+        &self,
+        progress: RunProgress,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    fn run(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<RunRecord>, StoreError>> + Send;
+
+    fn run_by_number(
+        &self,
+        pipeline_id: &str,
+        run_number: i64,
+    ) -> impl Future<Output = Result<Option<RunRecord>, StoreError>> + Send;
+
+    fn latest_run(
+        &self,
+        pipeline_id: &str,
+    ) -> impl Future<Output = Result<Option<RunRecord>, StoreError>> + Send;
+
+    fn run_detail(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<RunDetail>, StoreError>> + Send;
+
+    fn list_runs(
+        &self,
+        pipeline_id: &str,
+        query: &RunQuery,
+    ) -> impl Future<Output = Result<Page<RunSummary>, StoreError>> + Send;
+
+    /// Every run not in a final state, oldest first (recovery after a restart).
+    fn active_runs(&self) -> impl Future<Output = Result<Vec<RunRecord>, StoreError>> + Send;
+
+    /// 1-based position of a QUEUED run among its pipeline's QUEUED runs (by run number).
+    fn queue_position(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
+    /// Runs of the pipeline per status (from the maintained counters).
+    fn count_runs(
+        &self,
+        pipeline_id: &str,
+        statuses: &[RunStatus],
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// The parameter snapshot, secrets decrypted (for the engine; the API must mask them).
+    fn run_parameters(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Vec<RunParameter>, StoreError>> + Send;
+
+    /// Outputs of the run's steps (`None` = every step).
+    fn step_outputs(
+        &self,
+        run_id: &str,
+        step_run_ids: Option<&[String]>,
+    ) -> impl Future<Output = Result<Vec<StepOutputRecord>, StoreError>> + Send;
+
+    fn artifacts(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Vec<ArtifactRecord>, StoreError>> + Send;
+
+    /// Forgets idempotency keys created before `before` (keep at least 24 h: G6).
+    fn prune_idempotency_keys(
+        &self,
+        before: Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+impl RunStore for Store {
+    async fn create_run(
+        &self,
+        run: NewRun,
+        parameters: ParameterBuilder,
+    ) -> Result<CreatedRun, StoreError> {
+        create::create_run(self, run, parameters).await
+    }
+
+    async fn save_progress(&self, progress: RunProgress) -> Result<i64, StoreError> {
+        progress::save_progress(self, progress).await
+    }
+
+    async fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        read::run_where(self.db().reader(), read::RunKey::Id(run_id)).await
+    }
+
+    async fn run_by_number(
+        &self,
+        pipeline_id: &str,
+        run_number: i64,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        read::run_where(
+            self.db().reader(),
+            read::RunKey::Number(pipeline_id, run_number),
+        )
+        .await
+    }
+
+    async fn latest_run(&self, pipeline_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        read::run_where(self.db().reader(), read::RunKey::Latest(pipeline_id)).await
+    }
+
+    async fn run_detail(&self, run_id: &str) -> Result<Option<RunDetail>, StoreError> {
+        read::run_detail(self.db().reader(), run_id).await
+    }
+
+    async fn list_runs(
+        &self,
+        pipeline_id: &str,
+        query: &RunQuery,
+    ) -> Result<Page<RunSummary>, StoreError> {
+        read::list_runs(self.db().reader(), pipeline_id, query).await
+    }
+
+    async fn active_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        read::active_runs(self.db().reader()).await
+    }
+
+    async fn queue_position(&self, run_id: &str) -> Result<Option<i64>, StoreError> {
+        read::queue_position(self.db().reader(), run_id).await
+    }
+
+    async fn count_runs(
+        &self,
+        pipeline_id: &str,
+        statuses: &[RunStatus],
+    ) -> Result<i64, StoreError> {
+        read::count_runs(self.db().reader(), pipeline_id, statuses).await
+    }
+
+    async fn run_parameters(&self, run_id: &str) -> Result<Vec<RunParameter>, StoreError> {
+        read::run_parameters(self, run_id).await
+    }
+
+    async fn step_outputs(
+        &self,
+        run_id: &str,
+        step_run_ids: Option<&[String]>,
+    ) -> Result<Vec<StepOutputRecord>, StoreError> {
+        read::step_outputs(self.db().reader(), run_id, step_run_ids).await
+    }
+
+    async fn artifacts(&self, run_id: &str) -> Result<Vec<ArtifactRecord>, StoreError> {
+        read::artifacts(self.db().reader(), run_id).await
+    }
+
+    async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let before = before.as_millis();
+        self.db()
+            .write(move |conn| {
+                Box::pin(async move {
+                    let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                        .bind(before)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(done.rows_affected())
+                })
+            })
+            .await
+    }
+}

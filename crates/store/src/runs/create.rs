@@ -1,0 +1,347 @@
+//! `create_run`: the run, its number, auto-increment values, parameters, tree and idempotency key in one transaction.
+
+use super::{
+    CreatedRun, NewRun, NewStepRun, ParameterBuilder, RunAllocation, RunRecord, StepPlacement,
+};
+use crate::crypto::SecretBox;
+use crate::error::StoreError;
+use crate::{RunStore, Store, sql};
+use runnel_domain::params::{VariableSpec, VariableType, auto_increment_for_run};
+use sqlx::AnyConnection;
+
+/// Returned (as a `Conflict`) when a concurrent creation committed the same idempotency key
+/// first; the caller then answers with that run.
+const KEY_TAKEN: &str = "idempotency key already used";
+
+enum Outcome {
+    Created(Box<RunRecord>),
+    Replay(String),
+}
+
+pub(super) async fn create_run(
+    store: &Store,
+    run: NewRun,
+    parameters: ParameterBuilder,
+) -> Result<CreatedRun, StoreError> {
+    let key = run.idempotency.clone();
+    let secrets = store.secrets().clone();
+    let result = store
+        .db()
+        .write(move |conn| {
+            Box::pin(async move { insert_run(conn, &secrets, run, parameters).await })
+        })
+        .await;
+    let replay_of = match result {
+        Ok(Outcome::Created(record)) => {
+            return Ok(CreatedRun {
+                run: *record,
+                is_replay: false,
+            });
+        }
+        Ok(Outcome::Replay(run_id)) => run_id,
+        Err(StoreError::Conflict(message)) if message == KEY_TAKEN => {
+            let key = key.ok_or_else(|| StoreError::Conflict(message.clone()))?;
+            let row =
+                sqlx::query("SELECT run_id FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                    .bind(&key.scope)
+                    .bind(&key.key)
+                    .fetch_one(store.db().reader())
+                    .await?;
+            sql::text(&row, "run_id")?
+        }
+        Err(err) => return Err(err),
+    };
+    let run = store.run(&replay_of).await?.ok_or(StoreError::NotFound)?;
+    Ok(CreatedRun {
+        run,
+        is_replay: true,
+    })
+}
+
+async fn insert_run(
+    conn: &mut AnyConnection,
+    secrets: &SecretBox,
+    run: NewRun,
+    parameters: ParameterBuilder,
+) -> Result<Outcome, StoreError> {
+    if let Some(key) = &run.idempotency {
+        let existing =
+            sqlx::query("SELECT run_id FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                .bind(&key.scope)
+                .bind(&key.key)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if let Some(row) = existing {
+            return Ok(Outcome::Replay(sql::text(&row, "run_id")?));
+        }
+    }
+    // The counter update takes the pipeline row's lock: concurrent creations for one pipeline
+    // queue here, so numbers and auto-increment values are allocated one run at a time.
+    let counter = sqlx::query(
+        "UPDATE pipelines SET last_run_number = last_run_number + 1 \
+         WHERE id = $1 AND deleted_at IS NULL RETURNING last_run_number, current_version, is_banned",
+    )
+    .bind(&run.pipeline_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    if sql::flag(&counter, "is_banned")? {
+        return Err(StoreError::Invalid("the pipeline is banned".to_owned()));
+    }
+    let run_number = sql::int(&counter, "last_run_number")?;
+    let pipeline_version = match run.pipeline_version {
+        Some(version) => version,
+        None => sql::int(&counter, "current_version")?,
+    };
+    let auto_increment_values = advance_auto_increments(conn, secrets, &run.pipeline_id).await?;
+    let allocation = RunAllocation {
+        run_number,
+        auto_increment_values,
+    };
+    let parameter_rows = parameters(&allocation).map_err(StoreError::Invalid)?;
+    let now = sql::millis(run.now);
+    sqlx::query(
+        "INSERT INTO runs (id, pipeline_id, pipeline_version, run_number, status, trigger_type, executor_id, \
+         executor_name, description, build_params, sources, selection, start_time, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13)",
+    )
+    .bind(&run.id)
+    .bind(&run.pipeline_id)
+    .bind(pipeline_version)
+    .bind(run_number)
+    .bind(run.status.as_str())
+    .bind(&run.trigger_type)
+    .bind(&run.executor_id)
+    .bind(&run.executor_name)
+    .bind(&run.description)
+    .bind(sql::to_json(&run.build_params)?)
+    .bind(sql::to_json(&run.sources)?)
+    .bind(sql::to_json(&run.selection)?)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if let Some(key) = &run.idempotency {
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, run_id, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (scope, key) DO NOTHING",
+        )
+        .bind(&key.scope)
+        .bind(&key.key)
+        .bind(&run.id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(KEY_TAKEN.to_owned()));
+        }
+    }
+    bump_count(conn, &run.pipeline_id, run.status.as_str(), 1).await?;
+    for (position, parameter) in parameter_rows.iter().enumerate() {
+        let (value, ciphertext) = if parameter.is_secret {
+            let context = parameter_context(&run.id, &parameter.name);
+            (None, Some(secrets.seal_text(&context, &parameter.value)?))
+        } else {
+            (Some(parameter.value.as_str()), None)
+        };
+        sqlx::query(
+            "INSERT INTO run_parameters (run_id, position, name, value, value_ciphertext, is_secret, origin) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&run.id)
+        .bind(position as i64)
+        .bind(&parameter.name)
+        .bind(value)
+        .bind(ciphertext)
+        .bind(sql::flag_value(parameter.is_secret))
+        .bind(&parameter.origin)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for stage in &run.stages {
+        sqlx::query(
+            "INSERT INTO stage_runs (id, run_id, sequence, identifier, name, category, run_always, parallel, \
+             is_select, depends_on, condition, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&stage.id)
+        .bind(&run.id)
+        .bind(stage.sequence)
+        .bind(&stage.identifier)
+        .bind(&stage.name)
+        .bind(stage.category.as_deref())
+        .bind(sql::flag_value(stage.run_always))
+        .bind(stage.parallel.as_deref())
+        .bind(sql::flag_value(stage.is_select))
+        .bind(sql::to_json(&stage.depends_on)?)
+        .bind(stage.condition.as_deref())
+        .bind(stage.status.as_str())
+        .execute(&mut *conn)
+        .await?;
+        for step in &stage.pre {
+            insert_step(conn, &run.id, &stage.id, None, StepPlacement::Pre, step).await?;
+        }
+        for step in &stage.post {
+            insert_step(conn, &run.id, &stage.id, None, StepPlacement::Post, step).await?;
+        }
+        for job in &stage.jobs {
+            sqlx::query(
+                "INSERT INTO job_runs (id, run_id, stage_run_id, job_index, sequence, identifier, name, category, \
+                 is_async, depends_on, condition, resource, timeout, is_select, status) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(&job.id)
+            .bind(&run.id)
+            .bind(&stage.id)
+            .bind(job.job_index)
+            .bind(job.sequence)
+            .bind(&job.identifier)
+            .bind(&job.name)
+            .bind(job.category.as_deref())
+            .bind(sql::flag_value(job.is_async))
+            .bind(sql::to_json(&job.depends_on)?)
+            .bind(job.condition.as_deref())
+            .bind(job.resource.as_deref())
+            .bind(job.timeout.as_deref())
+            .bind(sql::flag_value(job.is_select))
+            .bind(job.status.as_str())
+            .execute(&mut *conn)
+            .await?;
+            for step in &job.steps {
+                insert_step(
+                    conn,
+                    &run.id,
+                    &stage.id,
+                    Some(&job.id),
+                    StepPlacement::Job,
+                    step,
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(Outcome::Created(Box::new(RunRecord {
+        id: run.id,
+        pipeline_id: run.pipeline_id,
+        pipeline_version,
+        run_number,
+        status: run.status,
+        trigger_type: run.trigger_type,
+        executor_id: run.executor_id,
+        executor_name: run.executor_name,
+        description: run.description,
+        build_params: run.build_params,
+        sources: run.sources,
+        selection: run.selection,
+        start_time: run.now,
+        end_time: None,
+        pause_time: 0,
+        paused_since: None,
+        is_cancel_requested: false,
+        state_version: 0,
+        created_at: run.now,
+        updated_at: run.now,
+    })))
+}
+
+async fn insert_step(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    stage_run_id: &str,
+    job_run_id: Option<&str>,
+    placement: StepPlacement,
+    step: &NewStepRun,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO step_runs (id, run_id, stage_run_id, job_run_id, placement, sequence, identifier, name, task, \
+         business_type, official_task_version, inputs, multi_step_editable, endpoint_ids, status, daily_build_number) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'INIT', $15)",
+    )
+    .bind(&step.id)
+    .bind(run_id)
+    .bind(stage_run_id)
+    .bind(job_run_id)
+    .bind(placement.as_str())
+    .bind(step.sequence)
+    .bind(&step.identifier)
+    .bind(&step.name)
+    .bind(&step.task)
+    .bind(step.business_type.as_deref())
+    .bind(step.official_task_version.as_deref())
+    .bind(sql::to_json(&step.inputs)?)
+    .bind(step.multi_step_editable)
+    .bind(sql::to_json(&step.endpoint_ids)?)
+    .bind(step.daily_build_number.as_deref())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Computes this run's value of every autoIncrement variable with the domain's rule and
+/// stores it as the variable's `latest_value` (clearing `is_reset`), in the run's transaction.
+async fn advance_auto_increments(
+    conn: &mut AnyConnection,
+    secrets: &SecretBox,
+    pipeline_id: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT name, value, value_ciphertext, is_reset, latest_value FROM pipeline_variables \
+         WHERE pipeline_id = $1 AND type = 'autoIncrement' ORDER BY sequence, name",
+    )
+    .bind(pipeline_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut values = Vec::with_capacity(rows.len());
+    for row in rows {
+        let name = sql::text(&row, "name")?;
+        let value = match sql::opt_bytes(&row, "value_ciphertext")? {
+            Some(sealed) => secrets.open_text(
+                &crate::pipelines::variable_context(pipeline_id, &name),
+                &sealed,
+            )?,
+            None => sql::opt_text(&row, "value")?.unwrap_or_default(),
+        };
+        let variable = VariableSpec {
+            name: name.clone(),
+            var_type: VariableType::AutoIncrement,
+            value,
+            is_reset: sql::flag(&row, "is_reset")?,
+            latest_value: sql::opt_text(&row, "latest_value")?,
+            ..VariableSpec::default()
+        };
+        let step = auto_increment_for_run(&variable)
+            .map_err(|err| StoreError::Invalid(format!("variable `{name}` {err}")))?;
+        sqlx::query(
+            "UPDATE pipeline_variables SET latest_value = $3, is_reset = 0 WHERE pipeline_id = $1 AND name = $2",
+        )
+        .bind(pipeline_id)
+        .bind(&name)
+        .bind(&step.new_latest_value)
+        .execute(&mut *conn)
+        .await?;
+        values.push((name, step.value_for_run));
+    }
+    Ok(values)
+}
+
+/// Adds `delta` to the pipeline's run count for `status`.
+pub(super) async fn bump_count(
+    conn: &mut AnyConnection,
+    pipeline_id: &str,
+    status: &str,
+    delta: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO pipeline_run_counts (pipeline_id, status, run_count) VALUES ($1, $2, $3) \
+         ON CONFLICT (pipeline_id, status) DO UPDATE SET run_count = pipeline_run_counts.run_count + $3",
+    )
+    .bind(pipeline_id)
+    .bind(status)
+    .bind(delta)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Associated data of a run parameter's ciphertext: binds it to its run and name.
+pub(super) fn parameter_context(run_id: &str, name: &str) -> String {
+    format!("run_parameters:{run_id}:{name}")
+}

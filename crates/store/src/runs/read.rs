@@ -1,0 +1,552 @@
+//! Run reads: one run, the detail tree, the filtered and sorted list, counts, parameters, outputs, artifacts.
+
+use super::create::parameter_context;
+use super::{
+    ArtifactRecord, JobRunRecord, RunDetail, RunParameter, RunQuery, RunRecord, RunSortKey,
+    RunSummary, StageRunRecord, StageStatusItem, StepOutputRecord, StepPlacement, StepRunRecord,
+};
+use crate::Store;
+use crate::error::StoreError;
+use crate::sql::{self, Arg, Page, SortDir, SqlBuilder};
+use runnel_domain::status::RunStatus;
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+use std::collections::HashMap;
+
+macro_rules! run_columns {
+    () => {
+        "id, pipeline_id, pipeline_version, run_number, status, trigger_type, executor_id, executor_name, \
+         description, build_params, sources, selection, start_time, end_time, pause_time, paused_since, \
+         is_cancel_requested, state_version, created_at, updated_at"
+    };
+}
+
+/// The most runs one list page returns.
+const MAX_PAGE: i64 = 100;
+
+pub(super) enum RunKey<'a> {
+    Id(&'a str),
+    Number(&'a str, i64),
+    Latest(&'a str),
+}
+
+pub(super) async fn run_where(
+    pool: &AnyPool,
+    key: RunKey<'_>,
+) -> Result<Option<RunRecord>, StoreError> {
+    let row = match key {
+        RunKey::Id(id) => {
+            sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        }
+        RunKey::Number(pipeline_id, number) => {
+            sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE pipeline_id = $1 AND run_number = $2"
+            ))
+            .bind(pipeline_id)
+            .bind(number)
+            .fetch_optional(pool)
+            .await?
+        }
+        RunKey::Latest(pipeline_id) => {
+            sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE pipeline_id = $1 ORDER BY run_number DESC LIMIT 1"
+            ))
+            .bind(pipeline_id)
+            .fetch_optional(pool)
+            .await?
+        }
+    };
+    row.map(|row| run_record(&row)).transpose()
+}
+
+pub(super) fn run_record(row: &AnyRow) -> Result<RunRecord, StoreError> {
+    Ok(RunRecord {
+        id: sql::text(row, "id")?,
+        pipeline_id: sql::text(row, "pipeline_id")?,
+        pipeline_version: sql::int(row, "pipeline_version")?,
+        run_number: sql::int(row, "run_number")?,
+        status: sql::status(row, "status")?,
+        trigger_type: sql::text(row, "trigger_type")?,
+        executor_id: sql::text(row, "executor_id")?,
+        executor_name: sql::text(row, "executor_name")?,
+        description: sql::text(row, "description")?,
+        build_params: sql::json(row, "build_params")?,
+        sources: sql::json(row, "sources")?,
+        selection: sql::json(row, "selection")?,
+        start_time: sql::ts(row, "start_time")?,
+        end_time: sql::opt_ts(row, "end_time")?,
+        pause_time: sql::int(row, "pause_time")?,
+        paused_since: sql::opt_ts(row, "paused_since")?,
+        is_cancel_requested: sql::flag(row, "is_cancel_requested")?,
+        state_version: sql::int(row, "state_version")?,
+        created_at: sql::ts(row, "created_at")?,
+        updated_at: sql::ts(row, "updated_at")?,
+    })
+}
+
+pub(super) async fn run_detail(
+    pool: &AnyPool,
+    run_id: &str,
+) -> Result<Option<RunDetail>, StoreError> {
+    let Some(run) = run_where(pool, RunKey::Id(run_id)).await? else {
+        return Ok(None);
+    };
+    let stage_rows = sqlx::query(
+        "SELECT id, sequence, identifier, name, category, run_always, parallel, is_select, depends_on, condition, \
+         status, message, is_admitted, start_time, end_time, pause_time FROM stage_runs \
+         WHERE run_id = $1 ORDER BY sequence",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    let job_rows = sqlx::query(
+        "SELECT id, stage_run_id, job_index, sequence, identifier, name, category, is_async, depends_on, condition, \
+         resource, timeout, is_select, status, message, attempt, last_dispatch_id, exec_id, start_time, end_time \
+         FROM job_runs WHERE run_id = $1 ORDER BY sequence, job_index",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    let step_rows = sqlx::query(
+        "SELECT id, stage_run_id, job_run_id, placement, sequence, identifier, name, task, business_type, \
+         official_task_version, inputs, multi_step_editable, endpoint_ids, status, message, exit_code, \
+         last_dispatch_id, start_time, end_time, daily_build_number FROM step_runs \
+         WHERE run_id = $1 ORDER BY sequence, id",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    let mut job_steps: HashMap<String, Vec<StepRunRecord>> = HashMap::new();
+    let mut gates: HashMap<String, (Vec<StepRunRecord>, Vec<StepRunRecord>)> = HashMap::new();
+    for row in &step_rows {
+        let step = step_record(row)?;
+        match (&step.job_run_id, step.placement) {
+            (Some(job_run_id), _) => job_steps.entry(job_run_id.clone()).or_default().push(step),
+            (None, StepPlacement::Post) => gates
+                .entry(step.stage_run_id.clone())
+                .or_default()
+                .1
+                .push(step),
+            (None, _) => gates
+                .entry(step.stage_run_id.clone())
+                .or_default()
+                .0
+                .push(step),
+        }
+    }
+    let mut stage_jobs: HashMap<String, Vec<JobRunRecord>> = HashMap::new();
+    for row in &job_rows {
+        let id = sql::text(row, "id")?;
+        let stage_run_id = sql::text(row, "stage_run_id")?;
+        let job = JobRunRecord {
+            steps: job_steps.remove(&id).unwrap_or_default(),
+            id,
+            stage_run_id: stage_run_id.clone(),
+            job_index: sql::int(row, "job_index")?,
+            sequence: sql::int(row, "sequence")?,
+            identifier: sql::text(row, "identifier")?,
+            name: sql::text(row, "name")?,
+            category: sql::opt_text(row, "category")?,
+            is_async: sql::flag(row, "is_async")?,
+            depends_on: sql::string_list(row, "depends_on")?,
+            condition: sql::opt_text(row, "condition")?,
+            resource: sql::opt_text(row, "resource")?,
+            timeout: sql::opt_text(row, "timeout")?,
+            is_select: sql::flag(row, "is_select")?,
+            status: sql::status(row, "status")?,
+            message: sql::opt_text(row, "message")?,
+            attempt: sql::int(row, "attempt")?,
+            last_dispatch_id: sql::opt_text(row, "last_dispatch_id")?,
+            exec_id: sql::opt_text(row, "exec_id")?,
+            start_time: sql::opt_ts(row, "start_time")?,
+            end_time: sql::opt_ts(row, "end_time")?,
+        };
+        stage_jobs.entry(stage_run_id).or_default().push(job);
+    }
+    let mut stages = Vec::with_capacity(stage_rows.len());
+    for row in &stage_rows {
+        let id = sql::text(row, "id")?;
+        let (pre, post) = gates.remove(&id).unwrap_or_default();
+        stages.push(StageRunRecord {
+            jobs: stage_jobs.remove(&id).unwrap_or_default(),
+            pre,
+            post,
+            id,
+            sequence: sql::int(row, "sequence")?,
+            identifier: sql::text(row, "identifier")?,
+            name: sql::text(row, "name")?,
+            category: sql::opt_text(row, "category")?,
+            run_always: sql::flag(row, "run_always")?,
+            parallel: sql::opt_text(row, "parallel")?,
+            is_select: sql::flag(row, "is_select")?,
+            depends_on: sql::string_list(row, "depends_on")?,
+            condition: sql::opt_text(row, "condition")?,
+            status: sql::status(row, "status")?,
+            message: sql::opt_text(row, "message")?,
+            is_admitted: sql::flag(row, "is_admitted")?,
+            start_time: sql::opt_ts(row, "start_time")?,
+            end_time: sql::opt_ts(row, "end_time")?,
+            pause_time: sql::int(row, "pause_time")?,
+        });
+    }
+    Ok(Some(RunDetail { run, stages }))
+}
+
+fn step_record(row: &AnyRow) -> Result<StepRunRecord, StoreError> {
+    let placement = match sql::text(row, "placement")?.as_str() {
+        "job" => StepPlacement::Job,
+        "pre" => StepPlacement::Pre,
+        "post" => StepPlacement::Post,
+        other => {
+            return Err(StoreError::corrupt(format!(
+                "unknown step placement `{other}`"
+            )));
+        }
+    };
+    Ok(StepRunRecord {
+        id: sql::text(row, "id")?,
+        stage_run_id: sql::text(row, "stage_run_id")?,
+        job_run_id: sql::opt_text(row, "job_run_id")?,
+        placement,
+        sequence: sql::int(row, "sequence")?,
+        identifier: sql::text(row, "identifier")?,
+        name: sql::text(row, "name")?,
+        task: sql::text(row, "task")?,
+        business_type: sql::opt_text(row, "business_type")?,
+        official_task_version: sql::opt_text(row, "official_task_version")?,
+        inputs: sql::json(row, "inputs")?,
+        multi_step_editable: sql::int(row, "multi_step_editable")?,
+        endpoint_ids: sql::string_list(row, "endpoint_ids")?,
+        status: sql::status(row, "status")?,
+        message: sql::opt_text(row, "message")?,
+        exit_code: sql::opt_int(row, "exit_code")?,
+        last_dispatch_id: sql::opt_text(row, "last_dispatch_id")?,
+        start_time: sql::opt_ts(row, "start_time")?,
+        end_time: sql::opt_ts(row, "end_time")?,
+        daily_build_number: sql::opt_text(row, "daily_build_number")?,
+    })
+}
+
+/// The filtered, sorted page, planned from the maintained per-status counts rather than left to
+/// the database's statistics (which a freshly filled table lacks): when the statuses asked for
+/// are common, the runs are read in sort order through `(pipeline_id, start_time, run_number)`
+/// and filtered, visiting about `(offset + limit) × runs / matching` rows; when they are rare,
+/// the matching runs are read through `(pipeline_id, status, …)` and sorted. The other index is
+/// kept out of the plan by writing its column as an expression (`status || ''`,
+/// `start_time + 0`). `total` comes from the counters when only statuses are filtered. The
+/// page's stages come in one more query.
+pub(super) async fn list_runs(
+    pool: &AnyPool,
+    pipeline_id: &str,
+    query: &RunQuery,
+) -> Result<Page<RunSummary>, StoreError> {
+    let (offset, limit) = sql::window(
+        query.offset,
+        if query.limit == 0 { 10 } else { query.limit },
+        MAX_PAGE,
+    );
+    let all_runs = count_runs(pool, pipeline_id, &[]).await?;
+    let matching = if query.statuses.is_empty() {
+        all_runs
+    } else {
+        count_runs(pool, pipeline_id, &query.statuses).await?
+    };
+    let ordered_cost = (offset + limit).saturating_mul(all_runs) / matching.max(1);
+    let plan = if !query.statuses.is_empty() && matching < ordered_cost {
+        Plan::ByStatus
+    } else {
+        Plan::InSortOrder
+    };
+    let mut select = SqlBuilder::new(concat!("SELECT ", run_columns!(), " FROM runs"));
+    push_filters(&mut select, pipeline_id, query, plan);
+    select.push(match (plan, query.sort_key, query.sort_dir) {
+        (Plan::InSortOrder, RunSortKey::StartTime, SortDir::Desc) => {
+            " ORDER BY start_time DESC, run_number DESC"
+        }
+        (Plan::InSortOrder, RunSortKey::StartTime, SortDir::Asc) => {
+            " ORDER BY start_time, run_number"
+        }
+        (Plan::InSortOrder, RunSortKey::UpdateTime, SortDir::Desc) => {
+            " ORDER BY updated_at DESC, run_number DESC"
+        }
+        (Plan::InSortOrder, RunSortKey::UpdateTime, SortDir::Asc) => {
+            " ORDER BY updated_at, run_number"
+        }
+        (Plan::ByStatus, RunSortKey::StartTime, SortDir::Desc) => {
+            " ORDER BY start_time + 0 DESC, run_number DESC"
+        }
+        (Plan::ByStatus, RunSortKey::StartTime, SortDir::Asc) => {
+            " ORDER BY start_time + 0, run_number"
+        }
+        (Plan::ByStatus, RunSortKey::UpdateTime, SortDir::Desc) => {
+            " ORDER BY updated_at + 0 DESC, run_number DESC"
+        }
+        (Plan::ByStatus, RunSortKey::UpdateTime, SortDir::Asc) => {
+            " ORDER BY updated_at + 0, run_number"
+        }
+    });
+    select
+        .push(" LIMIT ")
+        .bind(Arg::Int(limit))
+        .push(" OFFSET ")
+        .bind(Arg::Int(offset));
+    let rows = select.query().fetch_all(pool).await?;
+    let runs = rows.iter().map(run_record).collect::<Result<Vec<_>, _>>()?;
+
+    let only_statuses = query.trigger_types.is_empty()
+        && query.executor_ids.is_empty()
+        && query.started_from.is_none()
+        && query.started_to.is_none()
+        && query.updated_after.is_none();
+    let total = if only_statuses {
+        matching
+    } else {
+        let mut count = SqlBuilder::new("SELECT COUNT(*) AS total FROM runs");
+        push_filters(&mut count, pipeline_id, query, Plan::ByStatus);
+        sql::int(&count.query().fetch_one(pool).await?, "total")?
+    };
+
+    let mut stages_by_run: HashMap<String, Vec<StageStatusItem>> = HashMap::new();
+    if !runs.is_empty() {
+        let mut stages = SqlBuilder::new(
+            "SELECT run_id, id, name, sequence, status, start_time, end_time FROM stage_runs WHERE run_id IN ",
+        );
+        stages.bind_list(runs.iter().map(|run| Arg::Text(run.id.clone())));
+        stages.push(" ORDER BY run_id, sequence");
+        for row in stages.query().fetch_all(pool).await? {
+            stages_by_run
+                .entry(sql::text(&row, "run_id")?)
+                .or_default()
+                .push(StageStatusItem {
+                    id: sql::text(&row, "id")?,
+                    name: sql::text(&row, "name")?,
+                    sequence: sql::int(&row, "sequence")?,
+                    status: sql::status(&row, "status")?,
+                    start_time: sql::opt_ts(&row, "start_time")?,
+                    end_time: sql::opt_ts(&row, "end_time")?,
+                });
+        }
+    }
+    let items = runs
+        .into_iter()
+        .map(|run| RunSummary {
+            stages: stages_by_run.remove(&run.id).unwrap_or_default(),
+            run,
+        })
+        .collect();
+    Ok(Page { total, items })
+}
+
+/// How a run list reads its rows (see `list_runs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    InSortOrder,
+    ByStatus,
+}
+
+fn push_filters(builder: &mut SqlBuilder, pipeline_id: &str, query: &RunQuery, plan: Plan) {
+    builder
+        .push(" WHERE pipeline_id = ")
+        .bind(Arg::Text(pipeline_id.to_owned()));
+    if !query.statuses.is_empty() {
+        builder
+            .push(match plan {
+                Plan::ByStatus => " AND status IN ",
+                Plan::InSortOrder => " AND status || '' IN ",
+            })
+            .bind_list(
+                query
+                    .statuses
+                    .iter()
+                    .map(|status| Arg::Text(status.as_str().to_owned())),
+            );
+    }
+    if !query.trigger_types.is_empty() {
+        builder.push(" AND trigger_type IN ").bind_list(
+            query
+                .trigger_types
+                .iter()
+                .map(|value| Arg::Text(value.clone())),
+        );
+    }
+    if !query.executor_ids.is_empty() {
+        builder.push(" AND executor_id IN ").bind_list(
+            query
+                .executor_ids
+                .iter()
+                .map(|value| Arg::Text(value.clone())),
+        );
+    }
+    if let Some(from) = query.started_from {
+        builder
+            .push(" AND start_time >= ")
+            .bind(Arg::Int(from.as_millis()));
+    }
+    if let Some(to) = query.started_to {
+        builder
+            .push(" AND start_time <= ")
+            .bind(Arg::Int(to.as_millis()));
+    }
+    if let Some(after) = query.updated_after {
+        builder
+            .push(" AND updated_at > ")
+            .bind(Arg::Int(after.as_millis()));
+    }
+}
+
+pub(super) async fn count_runs(
+    pool: &AnyPool,
+    pipeline_id: &str,
+    statuses: &[RunStatus],
+) -> Result<i64, StoreError> {
+    let mut count = SqlBuilder::new(
+        "SELECT CAST(COALESCE(SUM(run_count), 0) AS BIGINT) AS total FROM pipeline_run_counts WHERE pipeline_id = ",
+    );
+    count.bind(Arg::Text(pipeline_id.to_owned()));
+    if !statuses.is_empty() {
+        count.push(" AND status IN ").bind_list(
+            statuses
+                .iter()
+                .map(|status| Arg::Text(status.as_str().to_owned())),
+        );
+    }
+    let row = count.query().fetch_one(pool).await?;
+    sql::int(&row, "total")
+}
+
+pub(super) async fn active_runs(pool: &AnyPool) -> Result<Vec<RunRecord>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        run_columns!(),
+        " FROM runs WHERE status NOT IN ('COMPLETED', 'FAILED', 'CANCELED', 'IGNORED') ORDER BY created_at, id"
+    ))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(run_record).collect()
+}
+
+pub(super) async fn queue_position(
+    pool: &AnyPool,
+    run_id: &str,
+) -> Result<Option<i64>, StoreError> {
+    let row = sqlx::query(
+        "SELECT r.status AS status, (SELECT COUNT(*) FROM runs q WHERE q.pipeline_id = r.pipeline_id \
+           AND q.status = 'QUEUED' AND q.run_number <= r.run_number) AS position \
+         FROM runs r WHERE r.id = $1",
+    )
+    .bind(run_id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    if sql::text(&row, "status")? != RunStatus::Queued.as_str() {
+        return Ok(None);
+    }
+    Ok(Some(sql::int(&row, "position")?))
+}
+
+pub(super) async fn run_parameters(
+    store: &Store,
+    run_id: &str,
+) -> Result<Vec<RunParameter>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT name, value, value_ciphertext, is_secret, origin FROM run_parameters \
+         WHERE run_id = $1 ORDER BY position",
+    )
+    .bind(run_id)
+    .fetch_all(store.db().reader())
+    .await?;
+    let mut parameters = Vec::with_capacity(rows.len());
+    for row in rows {
+        let name = sql::text(&row, "name")?;
+        let is_secret = sql::flag(&row, "is_secret")?;
+        let value = match sql::opt_bytes(&row, "value_ciphertext")? {
+            Some(sealed) => store
+                .secrets()
+                .open_text(&parameter_context(run_id, &name), &sealed)?,
+            None => sql::opt_text(&row, "value")?.unwrap_or_default(),
+        };
+        parameters.push(RunParameter {
+            name,
+            value,
+            is_secret,
+            origin: sql::text(&row, "origin")?,
+        });
+    }
+    Ok(parameters)
+}
+
+pub(super) async fn step_outputs(
+    pool: &AnyPool,
+    run_id: &str,
+    step_run_ids: Option<&[String]>,
+) -> Result<Vec<StepOutputRecord>, StoreError> {
+    let mut select =
+        SqlBuilder::new("SELECT step_run_id, key, value FROM step_outputs WHERE run_id = ");
+    select.bind(Arg::Text(run_id.to_owned()));
+    if let Some(ids) = step_run_ids {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        select
+            .push(" AND step_run_id IN ")
+            .bind_list(ids.iter().map(|id| Arg::Text(id.clone())));
+    }
+    select.push(" ORDER BY step_run_id, key");
+    let rows = select.query().fetch_all(pool).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(StepOutputRecord {
+                step_run_id: sql::text(row, "step_run_id")?,
+                key: sql::text(row, "key")?,
+                value: sql::json(row, "value")?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn artifacts(
+    pool: &AnyPool,
+    run_id: &str,
+) -> Result<Vec<ArtifactRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, run_id, job_run_id, step_run_id, name, version, package_type, artifact_type, upload_target, \
+         uri, download_url, sha256, file_size, build_no, daily_build_number, created_at FROM artifacts \
+         WHERE run_id = $1 ORDER BY created_at, id",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ArtifactRecord {
+                id: sql::text(row, "id")?,
+                run_id: sql::text(row, "run_id")?,
+                job_run_id: sql::opt_text(row, "job_run_id")?,
+                step_run_id: sql::opt_text(row, "step_run_id")?,
+                name: sql::text(row, "name")?,
+                version: sql::text(row, "version")?,
+                package_type: sql::text(row, "package_type")?,
+                artifact_type: sql::text(row, "artifact_type")?,
+                upload_target: sql::text(row, "upload_target")?,
+                uri: sql::text(row, "uri")?,
+                download_url: sql::text(row, "download_url")?,
+                sha256: sql::opt_text(row, "sha256")?,
+                file_size: sql::opt_int(row, "file_size")?,
+                build_no: sql::text(row, "build_no")?,
+                daily_build_number: sql::text(row, "daily_build_number")?,
+                created_at: sql::ts(row, "created_at")?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,303 @@
+//! Identity, pipelines, organization, templates, triggers, run lists and progress: behaviour and tenant scoping.
+
+use crate::fixtures::*;
+use runnel_domain::params::{VariableSpec, VariableType};
+use runnel_domain::status::{JobStatus, RunStatus, StageStatus};
+use runnel_store::*;
+use std::time::Duration;
+
+conformance! {
+    async fn passwords_tokens_and_access_keys_are_stored_hashed_or_encrypted(db) {
+        let store = db.open().await;
+        let domain = store.create_domain("acme", T0).await.unwrap();
+        let user = store.create_user(&domain.id, "bob", Some("s3cret!"), T0).await.unwrap();
+        assert!(store.authenticate_password("acme", "bob", "s3cret!").await.unwrap().is_some());
+        assert!(store.authenticate_password("acme", "bob", "wrong").await.unwrap().is_none());
+        assert!(store.authenticate_password("acme", "nobody", "s3cret!").await.unwrap().is_none());
+        let issued = store.issue_token(&user.id, "local-1", T0, Duration::from_secs(86_400)).await.unwrap();
+        assert!(store.authenticate_token(&issued.token, at(1000)).await.unwrap().is_some());
+        assert!(store.authenticate_token(&issued.token, at(86_400_000)).await.unwrap().is_none(), "expired");
+        assert!(store.revoke_token(&issued.token, at(2000)).await.unwrap());
+        assert!(store.authenticate_token(&issued.token, at(3000)).await.unwrap().is_none(), "revoked");
+        let key = store.create_access_key(&user.id, "ci", T0).await.unwrap();
+        let found = store.access_key(&key.ak).await.unwrap().unwrap();
+        assert_eq!(found.sk, key.sk);
+        assert!(!format!("{found:?}").contains(&key.sk), "Debug never shows the SK");
+        store.set_user_disabled(&user.id, true, at(4000)).await.unwrap();
+        assert!(store.authenticate_password("acme", "bob", "s3cret!").await.unwrap().is_none());
+        store.close().await;
+        // At rest: no plain SK, no plain token, no plain password; the wrong operator key cannot decrypt.
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+        let sealed: Vec<u8> = sqlx::Row::get(&sqlx::query("SELECT sk_ciphertext FROM access_keys").fetch_one(&mut conn).await.unwrap(), 0);
+        assert!(!sealed.windows(key.sk.len()).any(|window| window == key.sk.as_bytes()));
+        let hash: String = sqlx::Row::get(&sqlx::query("SELECT password_hash FROM users").fetch_one(&mut conn).await.unwrap(), 0);
+        assert!(hash.starts_with("$argon2id$"));
+        let other = db.open_with(|config| config.secret_key = SecretKey::generate()).await;
+        assert!(matches!(other.access_key(&key.ak).await, Err(StoreError::Corrupt(_))));
+    }
+}
+
+conformance! {
+    async fn pipelines_are_versioned_scoped_by_project_and_keep_secrets_encrypted(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let other = tenant_in(&store, &tenant, "other").await;
+        let mut new = new_pipeline(&tenant, "build");
+        let mut secret = VariableSpec::new("TOKEN", VariableType::String, "hunter2");
+        secret.is_secret = true;
+        new.variables = vec![secret, VariableSpec::new("ENV", VariableType::String, "dev")];
+        let created = store.create_pipeline(new.clone()).await.unwrap();
+        assert_eq!(created.current_version, 1);
+        assert!(store.pipeline(&other.id, &created.id).await.unwrap().is_none(), "another project's id is not found");
+        // Duplicate names in a project conflict.
+        let mut duplicate = new_pipeline(&tenant, "build");
+        duplicate.id = new_id();
+        assert!(matches!(store.create_pipeline(duplicate).await, Err(StoreError::Conflict(_))));
+        let variables = store.variables(&created.id).await.unwrap();
+        assert_eq!(variables[0].value, "hunter2");
+        let update = PipelineUpdate {
+            name: "build".to_owned(),
+            description: "v2".to_owned(),
+            is_publish: false,
+            component_id: None,
+            group_id: None,
+            manifest_version: "3.0".to_owned(),
+            definition: r#"{"stages":[{"name":"b"}]}"#.to_owned(),
+            compiled: serde_json::json!({"stages": [{"name": "b"}]}),
+            sources: serde_json::json!([]),
+            settings: serde_json::json!({"concurrency_control": {"concurrency_number": 1}}),
+            variables: vec![],
+            variable_group_ids: vec![],
+            tag_ids: None,
+            updater_id: tenant.user.id.clone(),
+            now: at(1),
+        };
+        assert_eq!(store.update_pipeline(&tenant.project.id, &created.id, update.clone()).await.unwrap(), 2);
+        assert!(matches!(store.update_pipeline(&other.id, &created.id, update).await, Err(StoreError::NotFound)));
+        let v1 = store.pipeline_version(&created.id, 1).await.unwrap().unwrap();
+        let v2 = store.pipeline_version(&created.id, 2).await.unwrap().unwrap();
+        assert_eq!(v1.definition, r#"{"stages":[]}"#);
+        assert!(v2.definition.contains("\"b\""));
+        let current = store.pipeline(&tenant.project.id, &created.id).await.unwrap().unwrap();
+        assert_eq!((current.current_version, current.description.as_str()), (2, "v2"));
+        let page = store.list_pipelines(&tenant.project.id, &PipelineQuery { name_contains: Some("BUI".to_owned()), ..Default::default() }).await.unwrap();
+        assert_eq!(page.total, 1);
+        store.set_favorite(&tenant.user.id, &created.id, true, at(2)).await.unwrap();
+        assert_eq!(store.favorites_among(&tenant.user.id, std::slice::from_ref(&created.id)).await.unwrap(), vec![created.id.clone()]);
+        store.delete_pipeline(&tenant.project.id, &created.id, at(3)).await.unwrap();
+        assert!(store.pipeline(&tenant.project.id, &created.id).await.unwrap().is_none());
+        // The name is free again.
+        store.create_pipeline(new_pipeline(&tenant, "build")).await.unwrap();
+    }
+}
+
+async fn tenant_in(store: &Store, tenant: &Tenant, name: &str) -> ProjectRecord {
+    store
+        .create_project(&tenant.domain.id, name, "", T0)
+        .await
+        .unwrap()
+}
+
+conformance! {
+    async fn groups_nest_three_levels_tags_and_variable_groups_bind_to_pipelines(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let project = tenant.project.id.clone();
+        let group = |name: &str, parent: Option<String>| NewGroup {
+            project_id: project.clone(),
+            name: name.to_owned(),
+            parent_id: parent,
+            creator_id: tenant.user.id.clone(),
+            now: T0,
+        };
+        let top = store.create_group(group("top", None)).await.unwrap();
+        let middle = store.create_group(group("middle", Some(top.id.clone()))).await.unwrap();
+        let bottom = store.create_group(group("bottom", Some(middle.id.clone()))).await.unwrap();
+        assert_eq!(bottom.path_id, format!("{}.{}.{}", top.id, middle.id, bottom.id));
+        assert!(matches!(store.create_group(group("too deep", Some(bottom.id.clone()))).await, Err(StoreError::Invalid(_))));
+        assert!(matches!(store.create_group(group("middle", Some(top.id.clone()))).await, Err(StoreError::Conflict(_))));
+        let pipeline = pipeline(&store, &tenant, "p").await;
+        assert_eq!(store.move_pipelines(&project, Some(&bottom.id), std::slice::from_ref(&pipeline.id), at(1)).await.unwrap().len(), 1);
+        let counts = store.groups(&project).await.unwrap();
+        assert_eq!(counts.iter().find(|g| g.id == bottom.id).unwrap().pipeline_count, 1);
+        store.delete_group(&project, &top.id).await.unwrap();
+        assert!(store.groups(&project).await.unwrap().is_empty(), "subgroups go with their parent");
+        assert_eq!(store.pipeline(&project, &pipeline.id).await.unwrap().unwrap().group_id, None);
+
+        let tag = store.create_tag(NewTag { project_id: project.clone(), name: "release".to_owned(), color: "#0b81f6".to_owned(), now: T0 }).await.unwrap();
+        store.tag_pipelines(&project, std::slice::from_ref(&pipeline.id), std::slice::from_ref(&tag.id)).await.unwrap();
+        assert_eq!(store.pipeline(&project, &pipeline.id).await.unwrap().unwrap().tag_ids, vec![tag.id.clone()]);
+        store.delete_tag(&project, &tag.id).await.unwrap();
+        assert!(store.pipeline(&project, &pipeline.id).await.unwrap().unwrap().tag_ids.is_empty());
+
+        let variable = |name: &str, value: &str, is_secret: bool| VariableGroupVariable {
+            name: name.to_owned(), sequence: 1, var_type: VariableType::String, value: value.to_owned(), is_secret, description: String::new(),
+        };
+        let group_id = store
+            .create_variable_group(NewVariableGroup {
+                project_id: project.clone(),
+                name: "common".to_owned(),
+                description: String::new(),
+                variables: vec![variable("REGISTRY", "r.example.com", false), variable("PASSWORD", "pw", true)],
+                actor_id: tenant.user.id.clone(),
+                now: T0,
+            })
+            .await
+            .unwrap();
+        let mut bound = new_pipeline(&tenant, "bound");
+        bound.variable_group_ids = vec![group_id.clone()];
+        let bound = store.create_pipeline(bound).await.unwrap();
+        let groups = store.pipeline_variable_groups(&bound.id).await.unwrap();
+        assert_eq!(groups[0].variables.iter().find(|v| v.name == "PASSWORD").unwrap().value, "pw");
+        assert_eq!(groups[0].related_pipeline_ids, vec![bound.id.clone()]);
+        let listed = store.list_variable_groups(&project, Some("COMM"), 0, 10).await.unwrap();
+        assert_eq!(listed.total, 1);
+        store.delete_variable_group(&project, &group_id).await.unwrap();
+        assert!(store.pipeline(&project, &bound.id).await.unwrap().unwrap().variable_group_ids.is_empty());
+    }
+}
+
+conformance! {
+    async fn templates_triggers_schedules_and_audit_events(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let template = |is_system: bool| NewTemplate {
+            domain_id: if is_system { None } else { Some(tenant.domain.id.clone()) },
+            name: if is_system { "maven".to_owned() } else { "java-ci".to_owned() },
+            description: String::new(),
+            language: "Java".to_owned(),
+            manifest_version: "3.0".to_owned(),
+            icon: None,
+            is_system,
+            is_show_source: true,
+            definition: r#"{"stages":[]}"#.to_owned(),
+            variables: serde_json::json!([]),
+            actor_id: tenant.user.id.clone(),
+            now: T0,
+        };
+        let system = store.create_template(template(true)).await.unwrap();
+        let custom = store.create_template(template(false)).await.unwrap();
+        let page = store.list_templates(&tenant.domain.id, &TemplateQuery { language: Some("java".to_owned()), ..Default::default() }).await.unwrap();
+        assert_eq!(page.total, 2);
+        assert!(matches!(store.delete_template(&tenant.domain.id, &system).await, Err(StoreError::Invalid(_))));
+        store.set_template_favorite(&tenant.user.id, &custom, true, T0).await.unwrap();
+        assert!(store.is_template_favorite(&tenant.user.id, &custom).await.unwrap());
+        assert!(store.template("another-domain", &custom).await.unwrap().is_none());
+
+        let pipeline = pipeline(&store, &tenant, "hooked").await;
+        let trigger = NewTrigger {
+            git_type: "github".to_owned(), git_url: "https://git.example.com/a.git".to_owned(), repo_id: "1".to_owned(),
+            endpoint_id: None, events: serde_json::json!([{"type": "push", "enable": true}]), is_auto_commit: false,
+            secret: "webhook-secret".to_owned(),
+        };
+        let hook_id = store.create_trigger(&pipeline.id, trigger, T0).await.unwrap();
+        assert_eq!(store.trigger(hook_id).await.unwrap().unwrap().secret, "webhook-secret");
+        let delivery = WebhookDelivery {
+            hook_id, delivery_id: "d-1".to_owned(), event: "push".to_owned(), outcome: WebhookOutcome::Accepted,
+            message: String::new(), run_id: None, received_at: T0,
+        };
+        assert!(store.record_delivery(delivery.clone()).await.unwrap());
+        assert!(!store.record_delivery(delivery).await.unwrap(), "a replayed delivery is recognised");
+
+        let schedule = NewSchedule {
+            id: None, name: "nightly".to_owned(), schedule_type: "fixed".to_owned(), is_enabled: true,
+            spec: serde_json::json!({"days_of_week": [1, 2]}), next_fire_at: Some(at(1000)),
+        };
+        store.replace_schedules(&pipeline.id, vec![schedule], T0).await.unwrap();
+        assert!(store.claim_due_schedules("s1", at(500), Duration::from_secs(30), 10).await.unwrap().is_empty());
+        let due = store.claim_due_schedules("s1", at(1000), Duration::from_secs(30), 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert!(store.claim_due_schedules("s2", at(1001), Duration::from_secs(30), 10).await.unwrap().is_empty(), "leased by s1");
+        assert!(matches!(store.schedule_fired(&due[0].id, "s2", at(1002), Some(at(90_000))).await, Err(StoreError::LeaseLost)));
+        store.schedule_fired(&due[0].id, "s1", at(1002), Some(at(90_000))).await.unwrap();
+        assert_eq!(store.schedules(&pipeline.id).await.unwrap()[0].next_fire_at, Some(at(90_000)));
+
+        let event = NewAuditEvent {
+            occurred_at: T0, domain_id: Some(tenant.domain.id.clone()), project_id: Some(tenant.project.id.clone()),
+            actor_id: Some(tenant.user.id.clone()), action: "pipeline.create".to_owned(), target_type: "pipeline".to_owned(),
+            target_id: pipeline.id.clone(), details: serde_json::json!({}),
+        };
+        store.record_audit(event.clone()).await.unwrap();
+        let events = store.audit_events(&AuditQuery { project_id: Some(tenant.project.id.clone()), before_id: None, limit: 10 }).await.unwrap();
+        assert_eq!(events[0].event, event);
+    }
+}
+
+conformance! {
+    async fn run_lists_filter_sort_page_and_count(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "listed").await;
+        for index in 0..30i64 {
+            let mut run = new_run(&pipeline.id, &RunShape::default(), at(index * 1000));
+            run.trigger_type = if index % 3 == 0 { "Scheduler".to_owned() } else { "Manual".to_owned() };
+            let created = store.create_run(run, parameters()).await.unwrap();
+            if index % 2 == 0 {
+                let progress = RunProgress {
+                    run_id: created.run.id.clone(),
+                    expected_version: 0,
+                    now: at(index * 1000 + 1),
+                    run: Some(RunUpdate { status: RunStatus::Completed, start_time: None, end_time: Some(at(index * 1000 + 1)), pause_time: 0, paused_since: None, is_cancel_requested: false }),
+                    ..Default::default()
+                };
+                store.save_progress(progress).await.unwrap();
+            }
+        }
+        let query = RunQuery { statuses: vec![RunStatus::Completed], limit: 4, offset: 4, ..Default::default() };
+        let page = store.list_runs(&pipeline.id, &query).await.unwrap();
+        assert_eq!(page.total, 15);
+        let numbers: Vec<i64> = page.items.iter().map(|item| item.run.run_number).collect();
+        assert_eq!(numbers, vec![21, 19, 17, 15], "newest first, second page");
+        assert_eq!(page.items[0].stages.len(), 1);
+        let query = RunQuery { trigger_types: vec!["Scheduler".to_owned()], sort_dir: SortDir::Asc, limit: 100, ..Default::default() };
+        let page = store.list_runs(&pipeline.id, &query).await.unwrap();
+        assert_eq!(page.total, 10);
+        assert_eq!(page.items[0].run.run_number, 1);
+        let query = RunQuery { started_from: Some(at(10_000)), started_to: Some(at(12_000)), ..Default::default() };
+        assert_eq!(store.list_runs(&pipeline.id, &query).await.unwrap().total, 3);
+        assert_eq!(store.count_runs(&pipeline.id, &[RunStatus::Init]).await.unwrap(), 15);
+        assert_eq!(store.active_runs().await.unwrap().len(), 15);
+        assert_eq!(store.latest_run(&pipeline.id).await.unwrap().unwrap().run_number, 30);
+        assert_eq!(store.run_by_number(&pipeline.id, 7).await.unwrap().unwrap().run_number, 7);
+    }
+}
+
+conformance! {
+    async fn progress_is_written_whole_or_not_at_all_and_guarded_by_version(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "progress").await;
+        let mut run = new_run(&pipeline.id, &RunShape { jobs_per_stage: vec![2], steps_per_job: 1 }, T0);
+        run.status = RunStatus::Queued;
+        let stage_id = run.stages[0].id.clone();
+        let jobs: Vec<String> = run.stages[0].jobs.iter().map(|job| job.id.clone()).collect();
+        let created = store.create_run(run, parameters()).await.unwrap();
+        assert_eq!(store.queue_position(&created.run.id).await.unwrap(), Some(1));
+        let running = RunUpdate { status: RunStatus::Running, start_time: Some(at(1)), end_time: None, pause_time: 0, paused_since: None, is_cancel_requested: false };
+        let stage = StageUpdate { id: stage_id.clone(), status: StageStatus::Running, message: None, is_admitted: false, start_time: Some(at(1)), end_time: None, pause_time: 0 };
+        // One bad row (an unknown job) rolls back the whole step.
+        let bad = RunProgress {
+            run_id: created.run.id.clone(), expected_version: 0, now: at(1), run: Some(running.clone()), stages: vec![stage.clone()],
+            jobs: vec![JobUpdate { id: "nope".to_owned(), status: JobStatus::Skipped, message: None, start_time: None, end_time: None }],
+            ..Default::default()
+        };
+        assert!(matches!(store.save_progress(bad).await, Err(StoreError::NotFound)));
+        let unchanged = store.run_detail(&created.run.id).await.unwrap().unwrap();
+        assert_eq!((unchanged.run.status, unchanged.run.state_version), (RunStatus::Queued, 0));
+        assert_eq!(unchanged.stages[0].status, StageStatus::Init);
+        let good = RunProgress {
+            run_id: created.run.id.clone(), expected_version: 0, now: at(1), run: Some(running), stages: vec![stage],
+            enqueue: vec![EnqueueJob { job_run_id: jobs[0].clone(), pool: None, labels: vec![], max_tries: 1 }],
+            ..Default::default()
+        };
+        assert_eq!(store.save_progress(good.clone()).await.unwrap(), 1);
+        assert!(matches!(store.save_progress(good).await, Err(StoreError::Conflict(_))), "a stale version is refused");
+        let detail = store.run_detail(&created.run.id).await.unwrap().unwrap();
+        assert_eq!(detail.run.status, RunStatus::Running);
+        assert_eq!(detail.stages[0].jobs.iter().find(|job| job.id == jobs[0]).unwrap().status, JobStatus::Queued);
+        assert_eq!(store.count_runs(&pipeline.id, &[RunStatus::Running]).await.unwrap(), 1);
+        assert_eq!(store.count_runs(&pipeline.id, &[RunStatus::Queued]).await.unwrap(), 0);
+        assert_eq!(store.queue_position(&created.run.id).await.unwrap(), None);
+    }
+}

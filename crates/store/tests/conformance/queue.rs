@@ -1,0 +1,176 @@
+//! The leased job queue: order, leases, fencing (G2), idempotent completion, the sweeper (G1), cancellation.
+
+use crate::fixtures::*;
+use runnel_domain::status::{JobStatus, StepStatus};
+use runnel_store::*;
+
+fn completed() -> JobOutcome {
+    JobOutcome {
+        status: JobStatus::Completed,
+        message: None,
+    }
+}
+
+conformance! {
+    async fn jobs_are_claimed_oldest_first_once_each_and_by_pool(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "q").await;
+        let (_, first) = queued_run(&store, &pipeline.id, &RunShape::default(), None, at(10)).await;
+        let (_, second) = queued_run(&store, &pipeline.id, &RunShape::default(), None, at(20)).await;
+        let (_, pooled) = queued_run(&store, &pipeline.id, &RunShape::default(), Some("arm"), at(5)).await;
+        let a = store.claim(claim_request("w1", None, at(30), 3000)).await.unwrap().unwrap();
+        let b = store.claim(claim_request("w2", None, at(30), 3000)).await.unwrap().unwrap();
+        assert_eq!((a.job_run_id.as_str(), b.job_run_id.as_str()), (first[0].as_str(), second[0].as_str()));
+        assert_ne!(a.token, b.token);
+        assert!(store.claim(claim_request("w3", None, at(30), 3000)).await.unwrap().is_none());
+        let c = store.claim(claim_request("w3", Some("arm"), at(30), 3000)).await.unwrap().unwrap();
+        assert_eq!(c.job_run_id, pooled[0]);
+        assert_eq!(c.attempt, 1);
+        let stats = store.queue_stats(at(30)).await.unwrap();
+        assert_eq!((stats.queued, stats.leased, stats.expired), (0, 3, 0));
+        // A second enqueue while one attempt lives is refused.
+        let err = store
+            .enqueue(EnqueueJob { job_run_id: first[0].clone(), pool: None, labels: vec![], max_tries: 1 }, at(31))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    }
+}
+
+conformance! {
+    async fn concurrent_workers_never_claim_the_same_job(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "q").await;
+        let (_, jobs) = queued_run(&store, &pipeline.id, &RunShape { jobs_per_stage: vec![40], steps_per_job: 1 }, None, at(0)).await;
+        let mut handles = Vec::new();
+        for worker in 0..8 {
+            let store = store.clone();
+            handles.push(tokio::spawn(async move {
+                let mut claimed = Vec::new();
+                while let Some(lease) = store.claim(claim_request(&format!("w{worker}"), None, at(1), 60_000)).await.unwrap() {
+                    claimed.push(lease.job_run_id);
+                }
+                claimed
+            }));
+        }
+        let mut all = Vec::new();
+        for handle in handles {
+            all.extend(handle.await.unwrap());
+        }
+        all.sort();
+        let mut expected = jobs.clone();
+        expected.sort();
+        assert_eq!(all, expected, "every job claimed exactly once");
+    }
+}
+
+conformance! {
+    async fn completion_is_idempotent_and_fenced(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "q").await;
+        let (run, _) = queued_run(&store, &pipeline.id, &RunShape::default(), None, at(0)).await;
+        let lease = store.claim(claim_request("w1", None, at(1), 3000)).await.unwrap().unwrap();
+        let detail = store.run_detail(&run.id).await.unwrap().unwrap();
+        let steps: Vec<String> = detail.stages[0].jobs[0].steps.iter().map(|s| s.id.clone()).collect();
+        let report = StepReport {
+            step_run_id: steps[0].clone(),
+            status: StepStatus::Completed,
+            exit_code: Some(0),
+            message: None,
+            at: at(2),
+            outputs: vec![("tests".to_owned(), serde_json::json!(42))],
+        };
+        store.report_step(&lease.token, report.clone()).await.unwrap();
+        store.report_step(&lease.token, report.clone()).await.unwrap(); // same final status: no-op
+        let mut contradicting = report.clone();
+        contradicting.status = StepStatus::Failed;
+        assert!(matches!(store.report_step(&lease.token, contradicting).await, Err(StoreError::Conflict(_))));
+        let first = store.complete(&lease.token, completed(), at(3)).await.unwrap();
+        let again = store.complete(&lease.token, completed(), at(4)).await.unwrap();
+        assert!(!first.is_replay && again.is_replay);
+        let other = JobOutcome { status: JobStatus::Failed, message: None };
+        assert!(matches!(store.complete(&lease.token, other, at(5)).await, Err(StoreError::Conflict(_))));
+        // Writes after completion are stale.
+        assert!(matches!(store.report_step(&lease.token, report).await, Err(StoreError::LeaseLost)));
+        assert!(matches!(store.append(&lease.token, &steps[1], 0, b"x".to_vec(), at(6)).await, Err(StoreError::LeaseLost)));
+        assert!(matches!(store.heartbeat(&lease.token, at(6), std::time::Duration::from_secs(3)).await, Err(StoreError::LeaseLost)));
+        let detail = store.run_detail(&run.id).await.unwrap().unwrap();
+        let job = &detail.stages[0].jobs[0];
+        assert_eq!(job.status, JobStatus::Completed);
+        assert_eq!(job.steps[0].status, StepStatus::Completed);
+        assert_eq!(job.steps[0].exit_code, Some(0));
+        assert_eq!(job.steps[1].status, StepStatus::Skipped, "a step that never ran is skipped");
+        assert_eq!(job.end_time, Some(at(3)));
+        let outputs = store.step_outputs(&run.id, None).await.unwrap();
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].value, serde_json::json!(42));
+        // A token nobody issued.
+        let forged = LeaseToken::new("0123456789abcdef0123456789abcdef");
+        assert!(matches!(store.complete(&forged, completed(), at(7)).await, Err(StoreError::LeaseLost)));
+    }
+}
+
+conformance! {
+    async fn an_expired_lease_is_requeued_then_failed_as_executor_lost(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "q").await;
+        // max_tries = 2 (see `queued_run`).
+        let (run, jobs) = queued_run(&store, &pipeline.id, &RunShape::default(), None, at(0)).await;
+        let first = store.claim(claim_request("w1", None, at(0), 3000)).await.unwrap().unwrap();
+        // A heartbeat extends the lease; the sweeper leaves it alone.
+        let until = store.heartbeat(&first.token, at(2000), std::time::Duration::from_secs(3)).await.unwrap();
+        assert_eq!(until.expires_at, at(5000));
+        assert!(!until.is_cancel_requested);
+        assert!(store.expire_leases(at(4000)).await.unwrap().is_empty());
+        let expired = store.expire_leases(at(5000)).await.unwrap();
+        assert_eq!(expired, vec![ExpiredLease {
+            run_id: run.id.clone(),
+            job_run_id: jobs[0].clone(),
+            lost_attempt: 1,
+            expiry: LeaseExpiry::Requeued { attempt: 2 },
+        }]);
+        // The old attempt is fenced out; the job is queued again as attempt 2.
+        assert!(matches!(store.complete(&first.token, completed(), at(5001)).await, Err(StoreError::LeaseLost)));
+        let second = store.claim(claim_request("w2", None, at(6000), 3000)).await.unwrap().unwrap();
+        assert_eq!((second.attempt, second.try_number), (2, 2));
+        let expired = store.expire_leases(at(10_000)).await.unwrap();
+        assert_eq!(expired[0].expiry, LeaseExpiry::Failed);
+        let detail = store.run_detail(&run.id).await.unwrap().unwrap();
+        let job = &detail.stages[0].jobs[0];
+        assert_eq!(job.status, JobStatus::Failed);
+        assert_eq!(job.message.as_deref(), Some("executor lost"));
+        assert!(store.claim(claim_request("w3", None, at(11_000), 3000)).await.unwrap().is_none());
+    }
+}
+
+conformance! {
+    async fn cancelling_a_job_fences_its_worker(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "q").await;
+        let (run, jobs) = queued_run(&store, &pipeline.id, &RunShape { jobs_per_stage: vec![2], steps_per_job: 1 }, None, at(0)).await;
+        let lease = store.claim(claim_request("w1", None, at(1), 3000)).await.unwrap().unwrap();
+        // Stopping the run shows in the worker's next heartbeat.
+        let stop = RunProgress {
+            run_id: run.id.clone(),
+            expected_version: 0,
+            now: at(2),
+            run: Some(RunUpdate { status: runnel_domain::status::RunStatus::Running, start_time: Some(at(1)), end_time: None, pause_time: 0, paused_since: None, is_cancel_requested: true }),
+            ..Default::default()
+        };
+        store.save_progress(stop).await.unwrap();
+        assert!(store.heartbeat(&lease.token, at(2), std::time::Duration::from_secs(3)).await.unwrap().is_cancel_requested);
+        assert!(store.cancel_job(&lease.job_run_id, at(2), Some("stopped".to_owned())).await.unwrap());
+        let queued = jobs.iter().find(|job| **job != lease.job_run_id).unwrap();
+        assert!(store.cancel_job(queued, at(2), None).await.unwrap(), "a queued job is withdrawn");
+        assert!(!store.cancel_job(queued, at(3), None).await.unwrap());
+        assert!(matches!(store.complete(&lease.token, completed(), at(4)).await, Err(StoreError::LeaseLost)));
+        assert!(store.claim(claim_request("w2", None, at(5), 3000)).await.unwrap().is_none());
+        let detail = store.run_detail(&run.id).await.unwrap().unwrap();
+        assert!(detail.stages[0].jobs.iter().all(|job| job.status == JobStatus::Canceled));
+    }
+}

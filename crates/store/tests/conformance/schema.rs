@@ -1,0 +1,57 @@
+//! Opening: migrations applied once, a newer schema refused, SQLite opened durable.
+
+use crate::harness::Kind;
+use runnel_store::*;
+use sqlx::Connection;
+
+conformance! {
+    async fn reopening_applies_nothing_twice_and_a_newer_schema_is_refused(db) {
+        let store = db.open().await;
+        let known = store.known_schema_version();
+        store.close().await;
+        let store = db.open().await;
+        assert_eq!(store.schema_version().await.unwrap(), known);
+        store.close().await;
+        // A later binary migrated this database.
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             SELECT 9999, 'from the future', success, checksum, execution_time FROM _sqlx_migrations WHERE version = 1",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        let err = Store::open(db.config()).await.unwrap_err();
+        assert!(matches!(err, StoreError::SchemaTooNew { found: 9999, known: k } if k == known), "{err:?}");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+}
+
+conformance! {
+    async fn a_url_of_an_unknown_kind_is_refused(db) {
+        let mut config = db.config();
+        config.url = "mysql://localhost/x".to_owned();
+        assert!(matches!(Store::open(config).await, Err(StoreError::Misconfigured(_))));
+    }
+}
+
+#[tokio::test]
+async fn sqlite_is_opened_in_wal_mode_with_full_sync() {
+    let db = crate::harness::fresh(Kind::Sqlite).await.unwrap();
+    let store = db.open().await;
+    store.close().await;
+    // The journal mode is a property of the file: a plain connection sees WAL.
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let mode: String = sqlx::Row::get(
+        &sqlx::query("PRAGMA journal_mode")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap(),
+        0,
+    );
+    assert_eq!(mode.to_lowercase(), "wal");
+    assert!(db.sqlite_path().unwrap().exists());
+}
