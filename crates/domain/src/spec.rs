@@ -84,6 +84,14 @@ impl PipelineSpec {
     pub fn job_indices(&self) -> impl Iterator<Item = JobIdx> + '_ {
         (0..self.jobs.len()).map(JobIdx::new)
     }
+    /// The stage at `position` in [`PipelineSpec::stages`], if there is one.
+    pub fn stage_at(&self, position: usize) -> Option<StageIdx> {
+        (position < self.stages.len()).then(|| StageIdx::new(position))
+    }
+    /// The job at `position` in [`PipelineSpec::jobs`], if there is one.
+    pub fn job_at(&self, position: usize) -> Option<JobIdx> {
+        (position < self.jobs.len()).then(|| JobIdx::new(position))
+    }
     pub fn stage_by_identifier(&self, identifier: &str) -> Option<StageIdx> {
         self.stages
             .iter()

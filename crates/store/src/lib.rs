@@ -5,8 +5,8 @@
 //! ([`IdentityStore`]), pipelines ([`PipelineStore`]), groups, tags and variable groups
 //! ([`OrganizeStore`]), templates ([`TemplateStore`]), runs ([`RunStore`]), the leased job
 //! queue ([`JobQueue`]), step logs ([`LogStore`]), schedules, triggers and webhook deliveries
-//! ([`TriggerStore`]) and audit events ([`AuditStore`]). One implementation, [`Store`], runs
-//! on SQLite and PostgreSQL through sqlx's `Any` driver (see `README.md` for why).
+//! ([`TriggerStore`]), audit events ([`AuditStore`]) and people's decisions on agentless steps
+//! ([`StepActionStore`]). One implementation, [`Store`], runs on SQLite and PostgreSQL through sqlx's `Any` driver (see `README.md` for why).
 //!
 //! Guarantees held here: commits before answering (A1–A4), durable SQLite settings checked at
 //! open, group commit for throughput, fencing by lease tokens (G2), a sweeper for expired
@@ -17,6 +17,7 @@
 //! decisions. It depends on `runnel-domain` only, for statuses, timestamps and the
 //! auto-increment rule, and maps domain values to its own row and record types.
 
+mod actions;
 mod audit;
 pub mod bench;
 mod config;
@@ -34,6 +35,7 @@ mod sql;
 mod templates;
 mod triggers;
 
+pub use actions::{NewStepAction, StepActionRecord, StepActionStore};
 pub use audit::{AuditEvent, AuditQuery, AuditStore, NewAuditEvent};
 pub use config::{Backend, DEFAULT_LOG_CAP_BYTES, SecretKey, StoreConfig};
 pub use crypto::new_id;

@@ -350,6 +350,34 @@ impl RunState {
         Ok(())
     }
 
+    /// Manual admission of a PAUSED stage was refused: the stage and its jobs are CANCELED
+    /// (later stages are skipped, as after any cancelled stage, unless `run_always`).
+    pub fn refuse_stage(
+        &mut self,
+        spec: &PipelineSpec,
+        stage: StageIdx,
+        now: Timestamp,
+    ) -> Result<(), IllegalTransition> {
+        let stage_run = &self.stages[stage.index()];
+        if stage_run.status != StageStatus::Paused || stage_run.admitted {
+            return Err(IllegalTransition::new(
+                "stage",
+                &spec.stage(stage).identifier,
+                stage_run.status,
+                StageStatus::Canceled,
+            ));
+        }
+        for &job in &spec.stage(stage).jobs {
+            if self.jobs[job.index()].status == JobStatus::Init {
+                self.set_job(spec, job, JobStatus::Canceled, now)?;
+            }
+        }
+        self.set_stage(spec, stage, StageStatus::Canceled, now)?;
+        self.stages[stage.index()].message = Some("manual start refused".to_owned());
+        self.refresh(spec, now);
+        Ok(())
+    }
+
     /// Retries a FAILED or CANCELED run within the same run (spec §5.3): the chosen jobs (default:
     /// every FAILED or CANCELED job) go back to INIT, with every job downstream of them that did
     /// not complete, and the stages holding them. COMPLETED jobs keep their results.

@@ -46,7 +46,7 @@ pub struct JobSnapshot {
     pub steps: Vec<StepSnapshot>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct StepSnapshot {
     pub status: StepStatus,
     pub started_at: Option<Timestamp>,

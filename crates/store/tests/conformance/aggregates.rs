@@ -301,3 +301,33 @@ conformance! {
         assert_eq!(store.queue_position(&created.run.id).await.unwrap(), None);
     }
 }
+
+conformance! {
+    async fn step_actions_are_recorded_in_order_and_checked(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "actions").await;
+        let run = new_run(&pipeline.id, &RunShape { jobs_per_stage: vec![1], steps_per_job: 1 }, T0);
+        let step_run_id = run.stages[0].jobs[0].steps[0].id.clone();
+        let created = store.create_run(run, parameters()).await.unwrap();
+        let action = |name: &str, detail: &str, offset: i64| NewStepAction {
+            run_id: created.run.id.clone(),
+            step_run_id: step_run_id.clone(),
+            user_id: "u1".into(),
+            user_name: "alice".into(),
+            action: name.into(),
+            detail: detail.into(),
+            at: at(offset),
+        };
+        store.record_step_action(action("delay", "60", 2)).await.unwrap();
+        store.record_step_action(action("pass", "LGTM", 3)).await.unwrap();
+        assert!(matches!(store.record_step_action(action("approve", "", 4)).await, Err(StoreError::Invalid(_))));
+        let mut wrong_step = action("pass", "", 5);
+        wrong_step.step_run_id = "nope".into();
+        assert!(matches!(store.record_step_action(wrong_step).await, Err(StoreError::NotFound)));
+        let recorded = store.step_actions(&created.run.id).await.unwrap();
+        let names: Vec<(&str, &str)> = recorded.iter().map(|action| (action.action.as_str(), action.detail.as_str())).collect();
+        assert_eq!(names, vec![("delay", "60"), ("pass", "LGTM")]);
+        assert!(store.step_actions("other-run").await.unwrap().is_empty());
+    }
+}

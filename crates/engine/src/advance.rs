@@ -1,0 +1,291 @@
+//! One engine step for one run: load it, let the pure scheduler decide, run agentless steps,
+//! and write everything that changed — plus the jobs to dispatch — in one transaction.
+//! A write that loses a race with another writer (`Conflict`) is retried from a fresh read.
+
+use crate::agentless::{self, StepActions};
+use crate::config::EngineError;
+use crate::model::{self, RunIds};
+use crate::{Event, Inner};
+use runnel_domain::Timestamp;
+use runnel_domain::scheduler::{Action, advance as schedule};
+use runnel_domain::spec::{ExecKind, JobIdx, PipelineSpec};
+use runnel_domain::state::RunState;
+use runnel_domain::status::{JobStatus, RunStatus};
+use runnel_store::{EnqueueJob, RunDetail, RunQuery, RunSortKey, RunStore, SortDir, StoreError};
+use std::collections::BTreeMap;
+
+/// How many times a step is retried after losing a race before giving up until the next event.
+const MAX_ATTEMPTS: usize = 8;
+
+/// What one step of a run decided, for the event loop.
+#[derive(Debug, Default)]
+pub(crate) struct Advanced {
+    /// The run is final now (its pipeline may have a queued run to start).
+    pub(crate) pipeline_freed: Option<String>,
+    /// Jobs were queued for executors.
+    pub(crate) enqueued: bool,
+    /// When the run must be looked at again even without an event (a review deadline, a delay).
+    pub(crate) wake_at: Option<Timestamp>,
+}
+
+/// A change made to a loaded run before the scheduler runs (a command: stop, retry, …).
+pub(crate) type Mutation<'a> = &'a (
+        dyn Fn(&PipelineSpec, &mut RunState, &RunIds, Timestamp) -> Result<(), EngineError> + Sync
+    );
+
+pub(crate) async fn advance(inner: &Inner, run_id: &str) -> Result<Advanced, EngineError> {
+    advance_with(inner, run_id, None).await
+}
+
+/// Loads the run, applies `mutation` (if any), lets the scheduler act, and saves. Retries on a
+/// lost race; the mutation is re-applied to the fresh state each time.
+pub(crate) async fn advance_with(
+    inner: &Inner,
+    run_id: &str,
+    mutation: Option<Mutation<'_>>,
+) -> Result<Advanced, EngineError> {
+    let mut last_conflict = None;
+    for _ in 0..MAX_ATTEMPTS {
+        match step(inner, run_id, mutation).await {
+            Err(EngineError::Store(StoreError::Conflict(message))) => last_conflict = Some(message),
+            other => return other,
+        }
+    }
+    Err(EngineError::Store(StoreError::Conflict(
+        last_conflict.unwrap_or_default(),
+    )))
+}
+
+async fn step(
+    inner: &Inner,
+    run_id: &str,
+    mutation: Option<Mutation<'_>>,
+) -> Result<Advanced, EngineError> {
+    let now = inner.clock.now();
+    let detail = inner
+        .store
+        .run_detail(run_id)
+        .await?
+        .ok_or_else(|| EngineError::NotFound(format!("run {run_id}")))?;
+    let spec = inner
+        .specs
+        .get(
+            &inner.store,
+            &detail.run.pipeline_id,
+            detail.run.pipeline_version,
+        )
+        .await?;
+    let info = inner.run_info(&detail.run).await?;
+    let outputs = load_outputs(inner, &detail).await?;
+    let (mut state, ids) = model::load(&spec, &detail, &outputs)?;
+    let before = state.snapshot();
+
+    if let Some(mutation) = mutation {
+        mutation(&spec, &mut state, &ids, now)?;
+    }
+    if state.status().is_final() && mutation.is_none() {
+        return Ok(Advanced::default());
+    }
+    if matches!(state.status(), RunStatus::Init | RunStatus::Queued) && !state.is_cancel_requested()
+    {
+        admit(inner, &detail, &mut state, now).await?;
+    }
+
+    let mut enqueue = Vec::new();
+    let mut wake_at = None;
+    let actions_needed = StepActions::load_if_waiting(inner, &spec, &state, run_id).await?;
+    loop {
+        let actions = schedule(&spec, &mut state, &info.context, now)
+            .map_err(|err| EngineError::NotAllowed(err.to_string()))?;
+        let mut progressed = false;
+        for action in &actions {
+            if let Action::QueueJob(job) = action {
+                if spec.job(*job).exec == ExecKind::Agentless {
+                    state
+                        .start_job(&spec, *job, now)
+                        .map_err(|err| EngineError::NotAllowed(err.to_string()))?;
+                    progressed = true;
+                } else {
+                    enqueue.push(enqueue_job(inner, &spec, &ids, *job));
+                }
+            }
+        }
+        // Agentless jobs move on their own: reviews, delays.
+        for job in spec.job_indices() {
+            if spec.job(job).exec != ExecKind::Agentless {
+                continue;
+            }
+            if matches!(
+                state.job(job).status(),
+                JobStatus::Running | JobStatus::Paused
+            ) {
+                let outcome = agentless::drive(&spec, &mut state, &ids, job, &actions_needed, now)?;
+                progressed |= outcome.changed;
+                wake_at = earliest(wake_at, outcome.wake_at);
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+
+    let after = state.snapshot();
+    let mut progress = model::diff(
+        &spec,
+        &ids,
+        run_id,
+        detail.run.state_version,
+        &before,
+        &after,
+        now,
+    );
+    progress.enqueue = enqueue;
+    let enqueued = !progress.enqueue.is_empty();
+    if !model::is_empty(&progress) {
+        inner.store.save_progress(progress).await?;
+    }
+    let pipeline_freed = (state.status().is_final() && !before.status.is_final())
+        .then(|| detail.run.pipeline_id.clone());
+    if state.status().is_final() {
+        inner.forget_run(run_id);
+    }
+    Ok(Advanced {
+        pipeline_freed,
+        enqueued,
+        wake_at,
+    })
+}
+
+/// A run waiting to start takes a concurrency slot if one is free and it is first in line.
+async fn admit(
+    inner: &Inner,
+    detail: &RunDetail,
+    state: &mut RunState,
+    now: Timestamp,
+) -> Result<(), EngineError> {
+    let spec = inner
+        .specs
+        .get(
+            &inner.store,
+            &detail.run.pipeline_id,
+            detail.run.pipeline_version,
+        )
+        .await?;
+    let concurrency = spec.concurrency();
+    let may_start = if !concurrency.enabled {
+        true
+    } else {
+        let started = inner
+            .store
+            .count_runs(
+                &detail.run.pipeline_id,
+                &[RunStatus::Running, RunStatus::Paused, RunStatus::Suspend],
+            )
+            .await?;
+        let first_in_line = match state.status() {
+            RunStatus::Queued => {
+                oldest_queued(inner, &detail.run.pipeline_id)
+                    .await?
+                    .as_deref()
+                    == Some(detail.run.id.as_str())
+            }
+            _ => true,
+        };
+        started < i64::from(concurrency.max_runs) && first_in_line
+    };
+    let illegal =
+        |err: runnel_domain::state::IllegalTransition| EngineError::NotAllowed(err.to_string());
+    if may_start {
+        state.start(now).map_err(illegal)?;
+    } else if state.status() == RunStatus::Init {
+        state.queue().map_err(illegal)?;
+    }
+    Ok(())
+}
+
+/// The queued run of a pipeline that started waiting first.
+pub(crate) async fn oldest_queued(
+    inner: &Inner,
+    pipeline_id: &str,
+) -> Result<Option<String>, EngineError> {
+    let query = RunQuery {
+        statuses: vec![RunStatus::Queued],
+        sort_key: RunSortKey::StartTime,
+        sort_dir: SortDir::Asc,
+        limit: 1,
+        ..RunQuery::default()
+    };
+    let page = inner.store.list_runs(pipeline_id, &query).await?;
+    Ok(page.items.into_iter().next().map(|summary| summary.run.id))
+}
+
+/// After a run of `pipeline_id` ended: the next queued run may start.
+pub(crate) async fn start_next_queued(inner: &Inner, pipeline_id: &str) -> Result<(), EngineError> {
+    if let Some(run_id) = oldest_queued(inner, pipeline_id).await? {
+        inner.send(Event::Advance(run_id));
+    }
+    Ok(())
+}
+
+fn enqueue_job(inner: &Inner, spec: &PipelineSpec, ids: &RunIds, job: JobIdx) -> EnqueueJob {
+    let pool = spec
+        .job(job)
+        .resource
+        .as_ref()
+        .and_then(|resource| {
+            resource
+                .get("pool_name")
+                .or_else(|| resource.get("pool_id"))
+        })
+        .and_then(|pool| pool.as_str())
+        .filter(|pool| !pool.is_empty())
+        .map(str::to_owned);
+    EnqueueJob {
+        job_run_id: ids.jobs[job.index()].clone(),
+        pool,
+        labels: Vec::new(),
+        max_tries: inner.config.max_tries.max(1),
+    }
+}
+
+/// Outputs of finished jobs, for `jobs.<id>.outputs` in conditions: job run id → key → value.
+async fn load_outputs(
+    inner: &Inner,
+    detail: &RunDetail,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, EngineError> {
+    let any_finished_job = detail
+        .stages
+        .iter()
+        .flat_map(|stage| &stage.jobs)
+        .any(|job| job.status.is_final());
+    if !any_finished_job {
+        return Ok(BTreeMap::new());
+    }
+    let mut step_to_job = BTreeMap::new();
+    for job in detail.stages.iter().flat_map(|stage| &stage.jobs) {
+        for step in &job.steps {
+            step_to_job.insert(step.id.clone(), job.id.clone());
+        }
+    }
+    let mut outputs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for record in inner.store.step_outputs(&detail.run.id, None).await? {
+        if let Some(job) = step_to_job.get(&record.step_run_id) {
+            let value = match record.value {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            outputs
+                .entry(job.clone())
+                .or_default()
+                .insert(record.key, value);
+        }
+    }
+    Ok(outputs)
+}
+
+fn earliest(left: Option<Timestamp>, right: Option<Timestamp>) -> Option<Timestamp> {
+    match (left, right) {
+        (Some(left), Some(right)) => Some(left.min(right)),
+        (left, right) => left.or(right),
+    }
+}

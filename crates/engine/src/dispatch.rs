@@ -1,0 +1,175 @@
+//! The worker-facing side: claim a job (with everything needed to run it), heartbeat, fenced
+//! log appends and step reports, completion. The built-in pool and remote agents both come
+//! through here, so there is one dispatch path.
+
+use crate::config::EngineError;
+use crate::model;
+use crate::{Event, Inner};
+use runnel_domain::prepare::{PreparedJob, prepare_job};
+use runnel_domain::status::JobStatus;
+use runnel_store::{
+    AppendOutcome, ClaimRequest, FinishedJob, Heartbeat, JobOutcome, JobQueue, LeaseToken,
+    LogStore, RunStore, StepReport,
+};
+use std::time::Duration;
+
+/// A claimed job, ready to run.
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    pub token: LeaseToken,
+    pub run_id: String,
+    pub job_run_id: String,
+    pub attempt: i64,
+    /// A name for the job's workspace: `<run id>-<job identifier>`.
+    pub job_key: String,
+    pub prepared: PreparedJob,
+    /// Step run ids, parallel to `prepared.steps`.
+    pub step_run_ids: Vec<String>,
+    /// What is left of the job's timeout (its clock started when the job first started).
+    pub timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub utc_offset_minutes: i32,
+}
+
+/// What a worker asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimInput {
+    pub worker_id: String,
+    pub pool: Option<String>,
+}
+
+pub(crate) async fn claim(
+    inner: &Inner,
+    input: &ClaimInput,
+) -> Result<Option<Dispatch>, EngineError> {
+    loop {
+        let now = inner.clock.now();
+        let request = ClaimRequest {
+            worker_id: input.worker_id.clone(),
+            pool: input.pool.clone(),
+            now,
+            lease: inner.config.lease,
+        };
+        let Some(lease) = inner.store.claim(request).await? else {
+            return Ok(None);
+        };
+        match prepare(inner, &lease.run_id, &lease.job_run_id).await {
+            Ok((prepared, job_key, step_run_ids, started_at)) => {
+                let elapsed = now.since(started_at.unwrap_or(now));
+                return Ok(Some(Dispatch {
+                    timeout: prepared.timeout.saturating_sub(elapsed),
+                    token: lease.token,
+                    run_id: lease.run_id,
+                    job_run_id: lease.job_run_id,
+                    attempt: lease.attempt,
+                    job_key,
+                    prepared,
+                    step_run_ids,
+                    heartbeat_interval: inner.config.heartbeat_interval,
+                    utc_offset_minutes: inner.config.utc_offset_minutes,
+                }));
+            }
+            Err(err) => {
+                // The job cannot run (e.g. an expression in a step fails): it fails, visibly.
+                tracing::warn!(job_run_id = %lease.job_run_id, error = %err, "job failed before it started");
+                let outcome = JobOutcome {
+                    status: JobStatus::Failed,
+                    message: Some(err.to_string()),
+                };
+                inner.store.complete(&lease.token, outcome, now).await?;
+                inner.send(Event::Advance(lease.run_id));
+            }
+        }
+    }
+}
+
+/// Renders the job's steps from its run's state and parameters.
+async fn prepare(
+    inner: &Inner,
+    run_id: &str,
+    job_run_id: &str,
+) -> Result<
+    (
+        PreparedJob,
+        String,
+        Vec<String>,
+        Option<runnel_domain::Timestamp>,
+    ),
+    EngineError,
+> {
+    let detail = inner
+        .store
+        .run_detail(run_id)
+        .await?
+        .ok_or_else(|| EngineError::NotFound(format!("run {run_id}")))?;
+    let spec = inner
+        .specs
+        .get(
+            &inner.store,
+            &detail.run.pipeline_id,
+            detail.run.pipeline_version,
+        )
+        .await?;
+    let info = inner.run_info(&detail.run).await?;
+    let outputs = std::collections::BTreeMap::new();
+    let (state, ids) = model::load(&spec, &detail, &outputs)?;
+    let job = ids
+        .job_by_id(&spec, job_run_id)
+        .ok_or_else(|| EngineError::NotFound(format!("job run {job_run_id}")))?;
+    let prepared = prepare_job(&spec, &state, job, &info.parameters, &info.context)
+        .map_err(|err| EngineError::Invalid(err.to_string()))?;
+    let job_key = format!("{run_id}-{}", spec.job(job).identifier);
+    Ok((
+        prepared,
+        job_key,
+        ids.steps[job.index()].clone(),
+        state.job(job).started_at(),
+    ))
+}
+
+pub(crate) async fn heartbeat(inner: &Inner, token: &LeaseToken) -> Result<Heartbeat, EngineError> {
+    Ok(inner
+        .store
+        .heartbeat(token, inner.clock.now(), inner.config.lease)
+        .await?)
+}
+
+pub(crate) async fn append_log(
+    inner: &Inner,
+    token: &LeaseToken,
+    step_run_id: &str,
+    offset: u64,
+    bytes: Vec<u8>,
+) -> Result<AppendOutcome, EngineError> {
+    Ok(inner
+        .store
+        .append(token, step_run_id, offset, bytes, inner.clock.now())
+        .await?)
+}
+
+/// A step report. Step results do not need the scheduler; only job ends do.
+pub(crate) async fn report_step(
+    inner: &Inner,
+    token: &LeaseToken,
+    report: StepReport,
+) -> Result<(), EngineError> {
+    inner.store.report_step(token, report).await?;
+    Ok(())
+}
+
+/// The job ended: record it and let the scheduler react.
+pub(crate) async fn complete(
+    inner: &Inner,
+    token: &LeaseToken,
+    outcome: JobOutcome,
+) -> Result<FinishedJob, EngineError> {
+    let finished = inner
+        .store
+        .complete(token, outcome, inner.clock.now())
+        .await?;
+    inner.forget_cancel(&finished.job_run_id);
+    if !finished.is_replay {
+        inner.send(Event::Advance(finished.run_id.clone()));
+    }
+    Ok(finished)
+}

@@ -1,0 +1,386 @@
+//! The engine: keeps every run moving, from trigger to a final state, through anything.
+//!
+//! Owns: run creation (selection, concurrency, parameter snapshot — A1), the event loop that
+//! advances runs with the pure scheduler (`runnel_domain::scheduler`) over the store, job
+//! dispatch through the store's leased queue (the path the built-in executor pool and remote
+//! agents share), agentless steps (reviews, delays), run control (stop, retry, admission),
+//! timers and the lease sweeper (G1), and recovery after a restart.
+//!
+//! Must not know: HTTP, SQL text, processes. State lives only in the store, so a server killed
+//! with `kill -9` restarts into the same runs: at start every non-final run is advanced again,
+//! expired leases are swept (their jobs re-queued, or failed with `executor lost` after
+//! `max_tries`), and deadlines are recomputed from stored start times.
+//!
+//! Concurrency: every change of one run happens under that run's lock (an engine step or a
+//! command); different runs advance independently. Writes are optimistic (`state_version`), so
+//! several engines on one database stay correct (a lost race is retried from a fresh read).
+
+mod advance;
+mod agentless;
+mod config;
+mod control;
+mod dispatch;
+mod model;
+mod runinfo;
+mod specs;
+mod trigger;
+
+pub use config::{Clock, EngineConfig, EngineError, ManualClock, SystemClock};
+pub use control::{Actor, DelayAction};
+pub use dispatch::{ClaimInput, Dispatch};
+pub use trigger::{TriggerRequest, Triggered};
+
+use advance::Advanced;
+use runinfo::RunInfo;
+use runnel_domain::Timestamp;
+use runnel_store::{
+    AppendOutcome, FinishedJob, Heartbeat, JobOutcome, JobQueue, LeaseToken, RunStore, StepReport,
+    Store,
+};
+use specs::SpecCache;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A handle on the engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// The running event loop; stop it with [`EngineTask::shutdown`].
+pub struct EngineTask {
+    handle: JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl EngineTask {
+    /// Stops the loop and waits for it. Runs stay as stored; the next start carries on.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        if let Err(err) = self.handle.await {
+            tracing::error!(error = %err, "engine loop ended abnormally");
+        }
+    }
+}
+
+/// What wakes the event loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// Something changed in this run.
+    Advance(String),
+    /// A run of this pipeline ended: a queued run may start.
+    PipelineFreed(String),
+    /// Look at this run again at this time.
+    WakeAt(String, Timestamp),
+    /// Sweep expired leases and fire due timers now.
+    Sweep,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) config: EngineConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) specs: SpecCache,
+    run_infos: Mutex<HashMap<String, Arc<RunInfo>>>,
+    run_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    cancels: Mutex<HashMap<String, CancellationToken>>,
+    events: mpsc::UnboundedSender<Event>,
+    work: Notify,
+    changes: broadcast::Sender<String>,
+}
+
+impl Engine {
+    /// Starts the engine on `store` and recovers every run that was not finished.
+    pub async fn start(
+        store: Store,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Engine, EngineTask), EngineError> {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let (changes, _) = broadcast::channel(4096);
+        let inner = Arc::new(Inner {
+            store,
+            config,
+            clock,
+            specs: SpecCache::default(),
+            run_infos: Mutex::new(HashMap::new()),
+            run_locks: Mutex::new(HashMap::new()),
+            cancels: Mutex::new(HashMap::new()),
+            events,
+            work: Notify::new(),
+            changes,
+        });
+        let active = inner.store.active_runs().await?;
+        tracing::info!(
+            runs = active.len(),
+            "recovering runs that were not finished"
+        );
+        for run in active {
+            inner.send(Event::Advance(run.id));
+        }
+        inner.send(Event::Sweep);
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(run_loop(Arc::clone(&inner), receiver, stop.clone()));
+        Ok((Engine { inner }, EngineTask { handle, stop }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// Creates a run (committed before this returns — A1) and starts it, or queues it.
+    pub async fn trigger(&self, request: TriggerRequest) -> Result<Triggered, EngineError> {
+        trigger::trigger(&self.inner, request).await
+    }
+
+    pub async fn stop(&self, run_id: &str, actor: &Actor) -> Result<(), EngineError> {
+        control::stop(&self.inner, run_id, actor).await
+    }
+
+    /// Retries a FAILED or CANCELED run: `job_run_ids` (empty = every failed or cancelled job).
+    pub async fn retry(&self, run_id: &str, job_run_ids: &[String]) -> Result<(), EngineError> {
+        control::retry(&self.inner, run_id, job_run_ids).await
+    }
+
+    pub async fn review(
+        &self,
+        run_id: &str,
+        step_run_id: &str,
+        actor: &Actor,
+        pass: bool,
+        comment: &str,
+    ) -> Result<(), EngineError> {
+        control::review(&self.inner, run_id, step_run_id, actor, pass, comment).await
+    }
+
+    pub async fn delay(
+        &self,
+        run_id: &str,
+        step_run_id: &str,
+        actor: &Actor,
+        action: DelayAction,
+    ) -> Result<(), EngineError> {
+        control::delay_action(&self.inner, run_id, step_run_id, actor, action).await
+    }
+
+    /// Passes (`pass`) or refuses the manual admission of a stage, by its `pre` step run id.
+    pub async fn admission(
+        &self,
+        run_id: &str,
+        step_run_id: &str,
+        pass: bool,
+    ) -> Result<(), EngineError> {
+        control::admission(&self.inner, run_id, step_run_id, pass).await
+    }
+
+    // ---- the worker path ----
+
+    pub async fn claim(&self, input: &ClaimInput) -> Result<Option<Dispatch>, EngineError> {
+        dispatch::claim(&self.inner, input).await
+    }
+
+    /// Extends the lease; `is_cancel_requested` tells the worker to stop the job.
+    pub async fn heartbeat(&self, token: &LeaseToken) -> Result<Heartbeat, EngineError> {
+        dispatch::heartbeat(&self.inner, token).await
+    }
+
+    pub async fn append_log(
+        &self,
+        token: &LeaseToken,
+        step_run_id: &str,
+        offset: u64,
+        bytes: Vec<u8>,
+    ) -> Result<AppendOutcome, EngineError> {
+        dispatch::append_log(&self.inner, token, step_run_id, offset, bytes).await
+    }
+
+    pub async fn report_step(
+        &self,
+        token: &LeaseToken,
+        report: StepReport,
+    ) -> Result<(), EngineError> {
+        dispatch::report_step(&self.inner, token, report).await
+    }
+
+    pub async fn complete(
+        &self,
+        token: &LeaseToken,
+        outcome: JobOutcome,
+    ) -> Result<FinishedJob, EngineError> {
+        dispatch::complete(&self.inner, token, outcome).await
+    }
+
+    /// Resolves when a job may have been queued, or after `max_wait`.
+    pub async fn wait_for_work(&self, max_wait: Duration) {
+        let _ = tokio::time::timeout(max_wait, self.inner.work.notified()).await;
+    }
+
+    /// Resolves when the run of this job is stopped (pushed at once to local workers).
+    pub async fn cancelled(&self, job_run_id: &str) {
+        let token = self.inner.cancel_token(job_run_id);
+        token.cancelled().await;
+    }
+
+    /// Run ids, each time a run was advanced or changed by a command (for tests and live views).
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Sweeps expired leases and fires due timers now (tests use it with a manual clock).
+    pub fn tick(&self) {
+        self.inner.send(Event::Sweep);
+    }
+}
+
+impl Inner {
+    pub(crate) fn send(&self, event: Event) {
+        // The loop owns the receiver for the engine's lifetime; after shutdown events are moot.
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) async fn run_info(
+        &self,
+        run: &runnel_store::RunRecord,
+    ) -> Result<Arc<RunInfo>, EngineError> {
+        if let Some(info) = lock(&self.run_infos).get(&run.id) {
+            return Ok(Arc::clone(info));
+        }
+        let info = Arc::new(runinfo::load(self, run).await?);
+        lock(&self.run_infos).insert(run.id.clone(), Arc::clone(&info));
+        Ok(info)
+    }
+
+    /// Drops what is cached for a finished run.
+    pub(crate) fn forget_run(&self, run_id: &str) {
+        lock(&self.run_infos).remove(run_id);
+    }
+
+    pub(crate) async fn lock_run(&self, run_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let mutex = Arc::clone(lock(&self.run_locks).entry(run_id.to_owned()).or_default());
+        mutex.lock_owned().await
+    }
+
+    fn cancel_token(&self, job_run_id: &str) -> CancellationToken {
+        lock(&self.cancels)
+            .entry(job_run_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    pub(crate) fn push_cancel(&self, job_run_id: &str) {
+        self.cancel_token(job_run_id).cancel();
+    }
+
+    pub(crate) fn forget_cancel(&self, job_run_id: &str) {
+        lock(&self.cancels).remove(job_run_id);
+    }
+
+    /// Follow-ups of an engine step: wake workers, start queued runs, arm a timer, tell watchers.
+    pub(crate) fn after_advance(&self, run_id: &str, advanced: &Advanced) {
+        if advanced.enqueued {
+            self.work.notify_waiters();
+        }
+        if let Some(pipeline_id) = &advanced.pipeline_freed {
+            self.send(Event::PipelineFreed(pipeline_id.clone()));
+            lock(&self.run_locks).remove(run_id);
+        }
+        if let Some(at) = advanced.wake_at {
+            self.send(Event::WakeAt(run_id.to_owned(), at));
+        }
+        let _ = self.changes.send(run_id.to_owned());
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // These maps stay valid even if a holder panicked.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The event loop: advances runs as events arrive, fires timers, sweeps leases.
+async fn run_loop(
+    inner: Arc<Inner>,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    stop: CancellationToken,
+) {
+    let mut timers: BinaryHeap<Reverse<(Timestamp, String)>> = BinaryHeap::new();
+    let mut sweep = tokio::time::interval(inner.config.sweep_interval);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let next_timer = timers
+            .peek()
+            .map(|Reverse((at, _))| at.since(inner.clock.now()));
+        let mut batch = Vec::new();
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            event = events.recv() => match event {
+                Some(event) => batch.push(event),
+                None => return,
+            },
+            _ = sweep.tick() => batch.push(Event::Sweep),
+            _ = tokio::time::sleep(next_timer.unwrap_or(Duration::from_secs(3600))), if next_timer.is_some() => {
+                batch.push(Event::Sweep);
+            }
+        }
+        while let Ok(event) = events.try_recv() {
+            batch.push(event);
+        }
+        let mut runs: Vec<String> = Vec::new();
+        for event in batch {
+            match event {
+                Event::Advance(run_id) => runs.push(run_id),
+                Event::WakeAt(run_id, at) => timers.push(Reverse((at, run_id))),
+                Event::PipelineFreed(pipeline_id) => {
+                    if let Err(err) = advance::start_next_queued(&inner, &pipeline_id).await {
+                        tracing::warn!(pipeline_id = %pipeline_id, error = %err, "cannot start the next queued run");
+                    }
+                    while let Ok(event) = events.try_recv() {
+                        if let Event::Advance(run_id) = event {
+                            runs.push(run_id);
+                        } else if let Event::WakeAt(run_id, at) = event {
+                            timers.push(Reverse((at, run_id)));
+                        }
+                    }
+                }
+                Event::Sweep => {
+                    let now = inner.clock.now();
+                    while timers.peek().is_some_and(|Reverse((at, _))| *at <= now) {
+                        if let Some(Reverse((_, run_id))) = timers.pop() {
+                            runs.push(run_id);
+                        }
+                    }
+                    match inner.store.expire_leases(now).await {
+                        Ok(expired) => {
+                            for lease in expired {
+                                tracing::warn!(run_id = %lease.run_id, job_run_id = %lease.job_run_id, expiry = ?lease.expiry, "executor lost");
+                                runs.push(lease.run_id);
+                            }
+                        }
+                        Err(err) => tracing::warn!(error = %err, "lease sweep failed"),
+                    }
+                }
+            }
+        }
+        runs.sort();
+        runs.dedup();
+        for run_id in runs {
+            let guard = inner.lock_run(&run_id).await;
+            let result = advance::advance(&inner, &run_id).await;
+            drop(guard);
+            match result {
+                Ok(advanced) => inner.after_advance(&run_id, &advanced),
+                Err(err) => tracing::warn!(run_id = %run_id, error = %err, "cannot advance run"),
+            }
+        }
+    }
+}

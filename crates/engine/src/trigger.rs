@@ -1,0 +1,316 @@
+//! Creating a run (acknowledgement point A1): selection, concurrency policy, every stage/job/
+//! step row, and the parameter snapshot resolved inside the run's own transaction.
+
+use crate::config::EngineError;
+use crate::{Event, Inner};
+use runnel_domain::params::{
+    GroupVariable, ParameterOrigin, ResolveInput, RunContextInfo, RuntimeValue, VariableGroup,
+    predefined_parameters, resolve,
+};
+use runnel_domain::spec::{ExceedAction, PipelineSpec};
+use runnel_domain::state::{RunState, Selection};
+use runnel_domain::status::{JobStatus, RunStatus, StageStatus};
+use runnel_store::{
+    IdempotencyKey, NewJobRun, NewRun, NewStageRun, NewStepRun, OrganizeStore, PipelineStore,
+    RunParameter, RunStore, new_id,
+};
+use serde_json::{Value, json};
+
+/// Who or what starts a run, and with what.
+#[derive(Debug, Clone, Default)]
+pub struct TriggerRequest {
+    pub pipeline_id: String,
+    pub user_id: String,
+    pub user_name: String,
+    /// `Manual`, `Scheduler`, `Push`, … (spec §12.3).
+    pub trigger_type: String,
+    pub description: String,
+    /// Run-time values; only variables declared `is_runtime` take them.
+    pub variables: Vec<RuntimeValue>,
+    pub choose_stages: Vec<String>,
+    pub choose_jobs: Vec<String>,
+    pub build_params: Value,
+    pub sources: Value,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// What was created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Triggered {
+    pub run_id: String,
+    pub run_number: i64,
+    /// The run waits for a concurrency slot (spec §5.1 answers this with a `queued` error body).
+    pub is_queued: bool,
+    /// The idempotency key was seen before: this is the run created then.
+    pub is_replay: bool,
+}
+
+pub(crate) async fn trigger(
+    inner: &Inner,
+    request: TriggerRequest,
+) -> Result<Triggered, EngineError> {
+    let now = inner.clock.now();
+    let pipeline = inner
+        .store
+        .pipeline_by_id(&request.pipeline_id)
+        .await?
+        .ok_or_else(|| EngineError::NotFound(format!("pipeline {}", request.pipeline_id)))?;
+    if pipeline.is_banned {
+        return Err(EngineError::Banned);
+    }
+    let spec = inner
+        .specs
+        .get(&inner.store, &pipeline.id, pipeline.current_version)
+        .await?;
+    let selection = Selection {
+        stages: request.choose_stages.clone(),
+        jobs: request.choose_jobs.clone(),
+    };
+    let state =
+        RunState::new(&spec, &selection).map_err(|err| EngineError::Invalid(err.to_string()))?;
+
+    let concurrency = spec.concurrency();
+    let mut status = RunStatus::Init;
+    if concurrency.enabled {
+        let active = active_runs(inner, &pipeline.id).await?;
+        if active >= i64::from(concurrency.max_runs) {
+            match concurrency.exceed_action {
+                ExceedAction::Abort => {
+                    return Err(EngineError::ConcurrencyLimit { running: active });
+                }
+                ExceedAction::Queue => status = RunStatus::Queued,
+            }
+        }
+    }
+
+    // Everything the parameter builder needs, gathered before the transaction.
+    let variables = inner.store.variables(&pipeline.id).await?;
+    let mut groups = Vec::new();
+    for group_id in &pipeline.variable_group_ids {
+        if let Some(group) = inner
+            .store
+            .variable_group(&pipeline.project_id, group_id)
+            .await?
+        {
+            groups.push(VariableGroup {
+                id: group.id,
+                name: group.name,
+                variables: group
+                    .variables
+                    .into_iter()
+                    .map(|variable| GroupVariable {
+                        name: variable.name,
+                        value: variable.value,
+                        is_secret: variable.is_secret,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    // Validate run-time values before taking a run number, so bad input changes nothing.
+    let check = resolve(&ResolveInput {
+        predefined: &[],
+        variables: &variables,
+        groups: &groups,
+        runtime: &request.variables,
+        auto_increment_values: &[],
+    });
+    if let Err(diagnostics) = check {
+        let message = diagnostics
+            .iter()
+            .map(|diagnostic| format!("{}: {}", diagnostic.path, diagnostic.message))
+            .collect::<Vec<_>>();
+        return Err(EngineError::Invalid(message.join("; ")));
+    }
+
+    let run_id = new_id();
+    let info_template = RunContextInfo {
+        project_id: pipeline.project_id.clone(),
+        pipeline_id: pipeline.id.clone(),
+        pipeline_name: pipeline.name.clone(),
+        run_number: 0,
+        run_id: run_id.clone(),
+        trigger_type: request.trigger_type.clone(),
+        started_at: now,
+        utc_offset_minutes: inner.config.utc_offset_minutes,
+        execute_user: request.user_name.clone(),
+        sources: Vec::new(),
+        merge_id: String::new(),
+        webhook_payload: None,
+        run_link: run_link(
+            &inner.config.public_url,
+            &pipeline.project_id,
+            &pipeline.id,
+            &run_id,
+        ),
+    };
+    let runtime = request.variables.clone();
+    let builder: runnel_store::ParameterBuilder = Box::new(move |allocation| {
+        let info = RunContextInfo {
+            run_number: u64::try_from(allocation.run_number).unwrap_or(0),
+            ..info_template
+        };
+        let predefined = predefined_parameters(&info);
+        let resolved = resolve(&ResolveInput {
+            predefined: &predefined,
+            variables: &variables,
+            groups: &groups,
+            runtime: &runtime,
+            auto_increment_values: &allocation.auto_increment_values,
+        })
+        .map_err(|diagnostics| {
+            diagnostics
+                .iter()
+                .map(|diagnostic| diagnostic.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        Ok(resolved
+            .iter()
+            .map(|parameter| RunParameter {
+                name: parameter.name.clone(),
+                value: parameter.value.clone(),
+                is_secret: parameter.is_secret,
+                origin: match &parameter.origin {
+                    ParameterOrigin::Predefined => "predefined".to_owned(),
+                    ParameterOrigin::Custom => "custom".to_owned(),
+                    ParameterOrigin::Group { group_id } => format!("group:{group_id}"),
+                },
+            })
+            .collect())
+    });
+
+    let new_run = NewRun {
+        id: run_id,
+        pipeline_id: pipeline.id.clone(),
+        pipeline_version: Some(pipeline.current_version),
+        status,
+        trigger_type: request.trigger_type.clone(),
+        executor_id: request.user_id.clone(),
+        executor_name: request.user_name.clone(),
+        description: request.description.clone(),
+        build_params: request.build_params.clone(),
+        sources: request.sources.clone(),
+        selection: json!({"choose_stages": request.choose_stages, "choose_jobs": request.choose_jobs}),
+        now,
+        stages: stage_rows(&spec, &state),
+        idempotency: request.idempotency.clone(),
+    };
+    let created = inner.store.create_run(new_run, builder).await?;
+    let triggered = Triggered {
+        run_id: created.run.id.clone(),
+        run_number: created.run.run_number,
+        is_queued: created.run.status == RunStatus::Queued,
+        is_replay: created.is_replay,
+    };
+    inner.send(Event::Advance(triggered.run_id.clone()));
+    Ok(triggered)
+}
+
+/// Runs of the pipeline that hold a concurrency slot: started and not finished.
+pub(crate) async fn active_runs(inner: &Inner, pipeline_id: &str) -> Result<i64, EngineError> {
+    Ok(inner
+        .store
+        .count_runs(
+            pipeline_id,
+            &[
+                RunStatus::Init,
+                RunStatus::Running,
+                RunStatus::Paused,
+                RunStatus::Suspend,
+            ],
+        )
+        .await?)
+}
+
+fn run_link(public_url: &str, project_id: &str, pipeline_id: &str, run_id: &str) -> String {
+    if public_url.is_empty() {
+        return String::new();
+    }
+    format!(
+        "{}/ui/projects/{project_id}/pipelines/{pipeline_id}/runs/{run_id}",
+        public_url.trim_end_matches('/')
+    )
+}
+
+/// Every stage, job and step row of a new run, in the spec's order.
+fn stage_rows(spec: &PipelineSpec, state: &RunState) -> Vec<NewStageRun> {
+    spec.stage_indices()
+        .map(|stage| {
+            let stage_spec = spec.stage(stage);
+            let stage_run = state.stage(stage);
+            let gate_rows = |gates: &[runnel_domain::spec::GateStep]| {
+                gates
+                    .iter()
+                    .map(|gate| NewStepRun {
+                        id: new_id(),
+                        sequence: gate.sequence,
+                        identifier: gate.identifier.clone(),
+                        name: gate.name.clone().unwrap_or_default(),
+                        task: gate.task.clone(),
+                        inputs: json!([]),
+                        ..NewStepRun::default()
+                    })
+                    .collect()
+            };
+            NewStageRun {
+                id: new_id(),
+                sequence: stage_spec.sequence,
+                identifier: stage_spec.identifier.clone(),
+                name: stage_spec.name.clone(),
+                category: None,
+                run_always: stage_spec.run_always,
+                parallel: stage_spec.parallel.then(|| "true".to_owned()),
+                is_select: stage_run.is_selected(),
+                depends_on: stage_spec.prerequisites.iter().map(|index| spec.stage(*index).identifier.clone()).collect(),
+                condition: stage_spec.run_condition_text.clone(),
+                status: if stage_run.is_selected() { StageStatus::Init } else { StageStatus::Unselected },
+                pre: gate_rows(&stage_spec.pre),
+                post: gate_rows(&stage_spec.post),
+                jobs: stage_spec
+                    .jobs
+                    .iter()
+                    .map(|job| {
+                        let job_spec = spec.job(*job);
+                        let job_run = state.job(*job);
+                        NewJobRun {
+                            id: new_id(),
+                            job_index: i64::try_from(job.index()).unwrap_or(i64::MAX),
+                            sequence: job_spec.sequence,
+                            identifier: job_spec.identifier.clone(),
+                            name: job_spec.name.clone(),
+                            category: None,
+                            is_async: job_spec.is_async,
+                            depends_on: job_spec.needs.iter().map(|need| spec.job(*need).identifier.clone()).collect(),
+                            condition: job_spec.condition_text.clone(),
+                            resource: job_spec.resource.as_ref().map(Value::to_string),
+                            timeout: Some(format!("{}", job_spec.timeout.as_secs())),
+                            is_select: job_run.is_selected(),
+                            status: if job_run.is_selected() { JobStatus::Init } else { JobStatus::Unselected },
+                            steps: job_spec
+                                .steps
+                                .iter()
+                                .enumerate()
+                                .map(|(position, step)| NewStepRun {
+                                    id: new_id(),
+                                    sequence: i64::try_from(position).unwrap_or(i64::MAX),
+                                    identifier: step.identifier.clone(),
+                                    name: step.name.clone(),
+                                    task: step.task.clone(),
+                                    business_type: step.business_type.clone(),
+                                    official_task_version: None,
+                                    inputs: Value::Array(
+                                        step.inputs.iter().map(|input| json!({"key": input.key, "value": input.value})).collect(),
+                                    ),
+                                    multi_step_editable: 0,
+                                    endpoint_ids: Vec::new(),
+                                    daily_build_number: None,
+                                })
+                                .collect(),
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,672 @@
+//! The engine through its public interface, deterministic: a manual clock, a real SQLite store
+//! in a temporary directory, and a scripted fake agent that claims jobs and reports outcomes
+//! (or vanishes mid-job). No sleeps: every wait is for an event, with a timeout.
+
+use runnel_domain::status::{JobStatus, RunStatus, StageStatus, StepStatus};
+use runnel_domain::{Format, Timestamp, compile_text};
+use runnel_engine::{
+    Actor, ClaimInput, DelayAction, Dispatch, Engine, EngineConfig, EngineTask, ManualClock,
+    TriggerRequest,
+};
+use runnel_store::{
+    IdentityStore, JobOutcome, NewPipeline, PipelineStore, RunDetail, RunStore, SecretKey,
+    StepReport, Store, StoreConfig, new_id,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Harness {
+    engine: Engine,
+    task: Option<EngineTask>,
+    clock: ManualClock,
+    store: Store,
+    pipeline_id: String,
+    user: Actor,
+    _dir: tempfile::TempDir,
+}
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        lease: Duration::from_secs(3),
+        heartbeat_interval: Duration::from_secs(1),
+        // Tests sweep explicitly with `tick()`.
+        sweep_interval: Duration::from_secs(3600),
+        max_tries: 2,
+        utc_offset_minutes: 0,
+        public_url: String::new(),
+    }
+}
+
+impl Harness {
+    async fn new(yaml: &str) -> Harness {
+        Harness::with_format(yaml, Format::Yaml).await
+    }
+
+    async fn with_format(text: &str, format: Format) -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store_config =
+            StoreConfig::sqlite(&dir.path().join("runnel.db"), SecretKey::generate());
+        let store = Store::open(store_config).await.expect("store opens");
+        let clock = ManualClock::new(Timestamp::from_millis(1_750_000_000_000));
+        let now = runnel_engine::Clock::now(&clock);
+        let domain = store.create_domain("default", now).await.expect("domain");
+        let user = store
+            .create_user(&domain.id, "alice", None, now)
+            .await
+            .expect("user");
+        let project = store
+            .create_project(&domain.id, "demo", "", now)
+            .await
+            .expect("project");
+        // Reviews name their approvers by user id: let `APPROVER` stand for alice.
+        let text = text.replace("APPROVER", &user.id);
+        let spec =
+            compile_text(&text, format).unwrap_or_else(|diagnostics| panic!("{diagnostics:#?}"));
+        let concurrency = spec.concurrency();
+        let pipeline = store
+            .create_pipeline(NewPipeline {
+                id: new_id(),
+                project_id: project.id.clone(),
+                name: "demo".into(),
+                description: String::new(),
+                is_publish: false,
+                component_id: None,
+                group_id: None,
+                manifest_version: "3.0".into(),
+                definition: spec.definition().to_string(),
+                compiled: spec.definition().clone(),
+                sources: serde_json::json!([]),
+                settings: serde_json::json!({"concurrency_control": {
+                    "enable": concurrency.enabled,
+                    "concurrency_number": concurrency.max_runs,
+                    "exceed_action": if concurrency.exceed_action == runnel_domain::spec::ExceedAction::Queue { "QUEUE" } else { "ABORT" },
+                }}),
+                variables: spec.variables().to_vec(),
+                variable_group_ids: Vec::new(),
+                tag_ids: Vec::new(),
+                origin_id: None,
+                from_source: 0,
+                creator_id: user.id.clone(),
+                now,
+            })
+            .await
+            .expect("pipeline");
+        let (engine, task) = Engine::start(store.clone(), config(), Arc::new(clock.clone()))
+            .await
+            .expect("engine starts");
+        Harness {
+            engine,
+            task: Some(task),
+            clock,
+            store,
+            pipeline_id: pipeline.id,
+            user: Actor {
+                user_id: user.id,
+                user_name: "alice".into(),
+                roles: Vec::new(),
+            },
+            _dir: dir,
+        }
+    }
+
+    /// Stops the engine and starts a new one on the same store (a restart).
+    async fn restart(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.shutdown().await;
+        }
+        let (engine, task) =
+            Engine::start(self.store.clone(), config(), Arc::new(self.clock.clone()))
+                .await
+                .expect("engine starts");
+        self.engine = engine;
+        self.task = Some(task);
+    }
+
+    async fn trigger(&self) -> String {
+        self.trigger_with(TriggerRequest::default()).await
+    }
+
+    async fn trigger_with(&self, request: TriggerRequest) -> String {
+        let request = TriggerRequest {
+            pipeline_id: self.pipeline_id.clone(),
+            user_id: self.user.user_id.clone(),
+            user_name: self.user.user_name.clone(),
+            trigger_type: "Manual".into(),
+            ..request
+        };
+        self.engine.trigger(request).await.expect("trigger").run_id
+    }
+
+    async fn detail(&self, run_id: &str) -> RunDetail {
+        self.store
+            .run_detail(run_id)
+            .await
+            .expect("read")
+            .expect("run exists")
+    }
+
+    /// Waits until `done` holds for the run, re-checking on every engine change.
+    async fn wait(&self, run_id: &str, what: &str, done: impl Fn(&RunDetail) -> bool) -> RunDetail {
+        let mut changes = self.engine.subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let detail = self.detail(run_id).await;
+            if done(&detail) {
+                return detail;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {what}: {:#?}",
+                summary(&detail)
+            );
+            // A change or a short poll interval (store writes made outside the engine do not notify).
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), changes.recv()).await;
+        }
+    }
+
+    async fn wait_status(&self, run_id: &str, status: RunStatus) -> RunDetail {
+        self.wait(run_id, &format!("run {status}"), |detail| {
+            detail.run.status == status
+        })
+        .await
+    }
+
+    /// Claims the next job (waiting for one), as an agent would.
+    async fn claim(&self) -> Dispatch {
+        let input = ClaimInput {
+            worker_id: "fake-agent".into(),
+            pool: None,
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(dispatch) = self.engine.claim(&input).await.expect("claim") {
+                return dispatch;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no job to claim");
+            self.engine.wait_for_work(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs a claimed job as a fake agent: every step reports, logs a line, ends with `status`.
+    async fn finish(&self, dispatch: &Dispatch, status: JobStatus) {
+        let now = self.engine.now();
+        for (position, step_run_id) in dispatch.step_run_ids.iter().enumerate() {
+            let step_status =
+                if status == JobStatus::Completed || position + 1 < dispatch.step_run_ids.len() {
+                    StepStatus::Completed
+                } else {
+                    StepStatus::Failed
+                };
+            let report = |status| StepReport {
+                step_run_id: step_run_id.clone(),
+                status,
+                exit_code: None,
+                message: None,
+                at: now,
+                outputs: Vec::new(),
+            };
+            self.engine
+                .report_step(&dispatch.token, report(StepStatus::Running))
+                .await
+                .expect("report");
+            self.engine
+                .append_log(&dispatch.token, step_run_id, 0, b"hello\n".to_vec())
+                .await
+                .expect("log");
+            self.engine
+                .report_step(&dispatch.token, report(step_status))
+                .await
+                .expect("report");
+        }
+        let message = (status != JobStatus::Completed).then(|| "exit code 1".to_owned());
+        self.engine
+            .complete(&dispatch.token, JobOutcome { status, message })
+            .await
+            .expect("complete");
+    }
+
+    async fn run_next(&self, status: JobStatus) -> String {
+        let dispatch = self.claim().await;
+        self.finish(&dispatch, status).await;
+        dispatch.job_run_id
+    }
+}
+
+fn job_status(detail: &RunDetail, identifier: &str) -> JobStatus {
+    detail
+        .stages
+        .iter()
+        .flat_map(|stage| &stage.jobs)
+        .find(|job| job.identifier == identifier)
+        .expect("job")
+        .status
+}
+
+fn job_id(detail: &RunDetail, identifier: &str) -> String {
+    detail
+        .stages
+        .iter()
+        .flat_map(|stage| &stage.jobs)
+        .find(|job| job.identifier == identifier)
+        .expect("job")
+        .id
+        .clone()
+}
+
+fn summary(detail: &RunDetail) -> Vec<String> {
+    let mut lines = vec![format!("run {}", detail.run.status)];
+    for stage in &detail.stages {
+        lines.push(format!("stage {} {}", stage.identifier, stage.status));
+        for job in &stage.jobs {
+            lines.push(format!(
+                "  job {} {} {:?}",
+                job.identifier, job.status, job.message
+            ));
+        }
+    }
+    lines
+}
+
+const TWO_STAGES: &str = r#"
+stages:
+  - name: build
+    jobs:
+      - { name: compile, steps: [{ run: make }] }
+      - { name: test, needs: [compile], steps: [{ run: make test }, { run: make check }] }
+  - name: deploy
+    jobs:
+      - { name: ship, steps: [{ run: ./ship }] }
+"#;
+
+#[tokio::test]
+async fn a_run_goes_from_trigger_to_completed_through_the_queue() {
+    let harness = Harness::new(TWO_STAGES).await;
+    let run_id = harness.trigger().await;
+    let detail = harness.detail(&run_id).await;
+    assert_eq!(detail.run.run_number, 1);
+
+    let dispatch = harness.claim().await;
+    assert_eq!(dispatch.job_key, format!("{run_id}-compile"));
+    assert_eq!(dispatch.prepared.steps.len(), 1);
+    assert!(
+        dispatch
+            .prepared
+            .env
+            .iter()
+            .any(|(name, value)| name == "PIPELINE_NUMBER" && value == "1")
+    );
+    harness.finish(&dispatch, JobStatus::Completed).await;
+    harness.run_next(JobStatus::Completed).await;
+    let detail = harness
+        .wait(&run_id, "stage build done", |detail| {
+            detail.stages[0].status == StageStatus::Completed
+        })
+        .await;
+    assert_eq!(job_status(&detail, "test"), JobStatus::Completed);
+    harness.run_next(JobStatus::Completed).await;
+    let detail = harness.wait_status(&run_id, RunStatus::Completed).await;
+    assert!(detail.run.end_time.is_some());
+    assert!(
+        detail
+            .stages
+            .iter()
+            .all(|stage| stage.status == StageStatus::Completed)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_job_fails_the_run_and_a_retry_reruns_only_what_failed() {
+    let harness = Harness::new(TWO_STAGES).await;
+    let run_id = harness.trigger().await;
+    harness.run_next(JobStatus::Completed).await;
+    let failed = harness.run_next(JobStatus::Failed).await;
+    let detail = harness.wait_status(&run_id, RunStatus::Failed).await;
+    assert_eq!(job_status(&detail, "ship"), JobStatus::Skipped);
+    assert_eq!(job_status(&detail, "compile"), JobStatus::Completed);
+
+    harness
+        .engine
+        .retry(&run_id, &[failed.clone()])
+        .await
+        .expect("retry");
+    let dispatch = harness.claim().await;
+    assert_eq!(
+        dispatch.job_run_id, failed,
+        "only the failed job runs again"
+    );
+    assert_eq!(dispatch.attempt, 2);
+    harness.finish(&dispatch, JobStatus::Completed).await;
+    harness.run_next(JobStatus::Completed).await;
+    let detail = harness.wait_status(&run_id, RunStatus::Completed).await;
+    assert_eq!(job_status(&detail, "compile"), JobStatus::Completed);
+    assert_eq!(detail.run.run_number, 1, "a retry reuses the run");
+
+    let err = harness
+        .engine
+        .retry(&run_id, &[])
+        .await
+        .expect_err("a completed run cannot be retried");
+    assert!(err.to_string().contains("FAILED or CANCELED"), "{err}");
+}
+
+#[tokio::test]
+async fn stopping_cancels_waiting_jobs_and_fences_the_running_one() {
+    let harness = Harness::new(TWO_STAGES).await;
+    let run_id = harness.trigger().await;
+    let dispatch = harness.claim().await;
+    harness
+        .engine
+        .stop(&run_id, &harness.user)
+        .await
+        .expect("stop");
+    let detail = harness.wait_status(&run_id, RunStatus::Canceled).await;
+    assert!(
+        detail.stages.iter().all(|stage| stage.status.is_final()),
+        "{:#?}",
+        summary(&detail)
+    );
+    assert_eq!(job_status(&detail, "compile"), JobStatus::Canceled);
+    // The running attempt learns it at once, and its late writes are refused (G2).
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        harness.engine.cancelled(&dispatch.job_run_id),
+    )
+    .await
+    .expect("cancel pushed");
+    let late = harness
+        .engine
+        .complete(
+            &dispatch.token,
+            JobOutcome {
+                status: JobStatus::Completed,
+                message: None,
+            },
+        )
+        .await;
+    assert!(late.is_err());
+    assert_eq!(
+        harness.detail(&run_id).await.run.status,
+        RunStatus::Canceled
+    );
+    let again = harness
+        .engine
+        .stop(&run_id, &harness.user)
+        .await
+        .expect_err("already stopped");
+    assert!(again.to_string().contains("already"), "{again}");
+}
+
+#[tokio::test]
+async fn a_lost_executor_is_requeued_once_then_fails_with_executor_lost() {
+    let harness = Harness::new("jobs:\n  - { name: solo, steps: [{ run: make }] }\n").await;
+    let run_id = harness.trigger().await;
+    let first = harness.claim().await;
+    // The agent vanishes: no heartbeat. Past the lease, the sweeper re-queues the job.
+    harness.clock.advance(Duration::from_secs(4));
+    harness.engine.tick();
+    let second = harness.claim().await;
+    assert_eq!(second.job_run_id, first.job_run_id);
+    assert_eq!(second.attempt, 2);
+    assert!(
+        harness
+            .engine
+            .append_log(&first.token, &first.step_run_ids[0], 0, b"x\n".to_vec())
+            .await
+            .is_err(),
+        "G2"
+    );
+    harness.clock.advance(Duration::from_secs(4));
+    harness.engine.tick();
+    let detail = harness.wait_status(&run_id, RunStatus::Failed).await;
+    let job = detail.stages[0].jobs.first().expect("job");
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.message.as_deref(), Some("executor lost"));
+}
+
+#[tokio::test]
+async fn with_concurrency_one_three_runs_start_in_order() {
+    let harness = Harness::new(
+        "concurrency: { number: 1, exceed_action: QUEUE }\njobs:\n  - { name: solo, steps: [{ run: make }] }\n",
+    )
+    .await;
+    let first = harness.trigger().await;
+    let second = harness.trigger().await;
+    let third = harness.trigger().await;
+    harness.wait_status(&first, RunStatus::Running).await;
+    assert_eq!(harness.detail(&second).await.run.status, RunStatus::Queued);
+    assert_eq!(harness.detail(&third).await.run.status, RunStatus::Queued);
+    for (run, next) in [
+        (&first, Some(&second)),
+        (&second, Some(&third)),
+        (&third, None),
+    ] {
+        let dispatch = harness.claim().await;
+        assert_eq!(
+            &dispatch.run_id, run,
+            "runs start in the order they were triggered"
+        );
+        harness.finish(&dispatch, JobStatus::Completed).await;
+        harness.wait_status(run, RunStatus::Completed).await;
+        if let Some(next) = next {
+            harness.wait_status(next, RunStatus::Running).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_abort_an_extra_run_is_refused_and_nothing_is_stored() {
+    let harness = Harness::new(
+        "concurrency: { number: 1, exceed_action: ABORT }\njobs:\n  - { name: solo, steps: [{ run: make }] }\n",
+    )
+    .await;
+    let first = harness.trigger().await;
+    harness.wait_status(&first, RunStatus::Running).await;
+    let request = TriggerRequest {
+        pipeline_id: harness.pipeline_id.clone(),
+        ..TriggerRequest::default()
+    };
+    let err = harness
+        .engine
+        .trigger(request)
+        .await
+        .expect_err("limit reached");
+    assert!(
+        matches!(err, runnel_engine::EngineError::ConcurrencyLimit { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        harness
+            .store
+            .count_runs(&harness.pipeline_id, &[])
+            .await
+            .expect("count"),
+        1
+    );
+}
+
+const REVIEW: &str = r#"
+stages:
+  - name: build
+    jobs: [{ name: compile, steps: [{ run: make }] }]
+  - name: approve
+    jobs:
+      - name: review
+        steps:
+          - task: official_devcloud_checkpoint
+            with: { approvers: APPROVER, check_strategy: all, timeout_strategy: reject, timeout: 3600, comment: ship it? }
+  - name: deploy
+    manual: true
+    jobs: [{ name: ship, steps: [{ run: ./ship }] }]
+"#;
+
+fn step_run_id(detail: &RunDetail, job: &str) -> String {
+    detail
+        .stages
+        .iter()
+        .flat_map(|stage| &stage.jobs)
+        .find(|candidate| candidate.identifier == job)
+        .expect("job")
+        .steps[0]
+        .id
+        .clone()
+}
+
+#[tokio::test]
+async fn a_passed_review_and_a_manual_start_after_a_restart_let_the_run_complete() {
+    let mut harness = Harness::new(REVIEW).await;
+    let run_id = harness.trigger().await;
+    harness.run_next(JobStatus::Completed).await;
+    let detail = harness.wait_status(&run_id, RunStatus::Paused).await;
+    assert_eq!(job_status(&detail, "review"), JobStatus::Paused);
+    let review_step = step_run_id(&detail, "review");
+
+    let stranger = Actor {
+        user_id: "someone-else".into(),
+        user_name: "mallory".into(),
+        roles: Vec::new(),
+    };
+    let err = harness
+        .engine
+        .review(&run_id, &review_step, &stranger, true, "")
+        .await
+        .expect_err("not an approver");
+    assert!(err.to_string().contains("not an approver"), "{err}");
+    harness
+        .engine
+        .review(&run_id, &review_step, &harness.user, true, "LGTM")
+        .await
+        .expect("pass");
+
+    let detail = harness
+        .wait(&run_id, "deploy awaiting admission", |detail| {
+            detail.stages[2].status == StageStatus::Paused
+        })
+        .await;
+    assert_eq!(job_status(&detail, "review"), JobStatus::Completed);
+    assert_eq!(detail.run.status, RunStatus::Paused);
+
+    // The server restarts while the stage waits: it still waits, and can be started.
+    harness.restart().await;
+    let detail = harness.detail(&run_id).await;
+    assert_eq!(detail.run.status, RunStatus::Paused);
+    let gate = detail.stages[2]
+        .pre
+        .first()
+        .expect("admission gate")
+        .id
+        .clone();
+    harness
+        .engine
+        .admission(&run_id, &gate, true)
+        .await
+        .expect("admit");
+    harness.run_next(JobStatus::Completed).await;
+    let detail = harness.wait_status(&run_id, RunStatus::Completed).await;
+    assert!(detail.run.pause_time > 0 || detail.run.paused_since.is_none());
+}
+
+#[tokio::test]
+async fn a_refused_review_fails_the_run() {
+    let harness = Harness::new(REVIEW).await;
+    let run_id = harness.trigger().await;
+    harness.run_next(JobStatus::Completed).await;
+    let detail = harness.wait_status(&run_id, RunStatus::Paused).await;
+    let review_step = step_run_id(&detail, "review");
+    harness
+        .engine
+        .review(&run_id, &review_step, &harness.user, false, "not today")
+        .await
+        .expect("refuse");
+    let detail = harness.wait_status(&run_id, RunStatus::Failed).await;
+    let review = detail.stages[1].jobs.first().expect("review job");
+    assert_eq!(review.status, JobStatus::Failed);
+    assert_eq!(
+        review.steps[0].message.as_deref(),
+        Some("refused by alice: not today")
+    );
+    assert_eq!(detail.stages[2].status, StageStatus::Skipped);
+}
+
+#[tokio::test]
+async fn a_review_that_times_out_is_rejected_by_its_policy_even_across_a_restart() {
+    let mut harness = Harness::new(REVIEW).await;
+    let run_id = harness.trigger().await;
+    harness.run_next(JobStatus::Completed).await;
+    harness.wait_status(&run_id, RunStatus::Paused).await;
+    harness.restart().await;
+    harness.clock.advance(Duration::from_secs(3601));
+    harness.engine.tick();
+    let detail = harness.wait_status(&run_id, RunStatus::Failed).await;
+    assert_eq!(
+        detail.stages[1].jobs[0].steps[0].message.as_deref(),
+        Some("review timed out")
+    );
+}
+
+#[tokio::test]
+async fn a_delay_waits_its_time_and_can_be_passed_early() {
+    let harness = Harness::new(
+        r#"
+jobs:
+  - name: wait
+    steps: [{ task: official_devcloud_delay, with: { delay_time: 60 } }]
+  - name: after
+    needs: [wait]
+    steps: [{ run: make }]
+"#,
+    )
+    .await;
+    let run_id = harness.trigger().await;
+    harness.wait_status(&run_id, RunStatus::Paused).await;
+    harness.clock.advance(Duration::from_secs(61));
+    harness.engine.tick();
+    harness.run_next(JobStatus::Completed).await;
+    harness.wait_status(&run_id, RunStatus::Completed).await;
+
+    let second = harness.trigger().await;
+    let detail = harness.wait_status(&second, RunStatus::Paused).await;
+    let delay_step = step_run_id(&detail, "wait");
+    harness
+        .engine
+        .delay(&second, &delay_step, &harness.user, DelayAction::Pass)
+        .await
+        .expect("pass");
+    harness.run_next(JobStatus::Completed).await;
+    harness.wait_status(&second, RunStatus::Completed).await;
+}
+
+#[tokio::test]
+async fn choose_jobs_selects_and_unknown_jobs_are_refused_without_storing_a_run() {
+    let harness = Harness::new(TWO_STAGES).await;
+    let request = TriggerRequest {
+        choose_jobs: vec!["ship".into()],
+        ..TriggerRequest::default()
+    };
+    let run_id = harness.trigger_with(request).await;
+    let detail = harness.detail(&run_id).await;
+    assert_eq!(job_status(&detail, "compile"), JobStatus::Unselected);
+    assert_eq!(detail.stages[0].status, StageStatus::Unselected);
+    let dispatch = harness.claim().await;
+    assert_eq!(dispatch.job_run_id, job_id(&detail, "ship"));
+
+    let request = TriggerRequest {
+        pipeline_id: harness.pipeline_id.clone(),
+        choose_jobs: vec!["nope".into()],
+        ..TriggerRequest::default()
+    };
+    let err = harness
+        .engine
+        .trigger(request)
+        .await
+        .expect_err("unknown job");
+    assert!(err.to_string().contains("nope"), "{err}");
+    assert_eq!(
+        harness
+            .store
+            .count_runs(&harness.pipeline_id, &[])
+            .await
+            .expect("count"),
+        1
+    );
+}
