@@ -327,7 +327,7 @@ async fn a_failed_job_fails_the_run_and_a_retry_reruns_only_what_failed() {
 
     harness
         .engine
-        .retry(&run_id, &[failed.clone()])
+        .retry(&run_id, std::slice::from_ref(&failed))
         .await
         .expect("retry");
     let dispatch = harness.claim().await;
