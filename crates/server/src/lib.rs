@@ -1,0 +1,1 @@
+//! `runnel serve` (being written).
