@@ -4,11 +4,11 @@
 
 use crate::config::EngineError;
 use runnel_domain::Timestamp;
-use runnel_domain::spec::{ExecKind, JobIdx, PipelineSpec, StageIdx};
+use runnel_domain::spec::{Admission, ExecKind, JobIdx, PipelineSpec, StageIdx};
 use runnel_domain::state::{
     JobSnapshot, RunSnapshot, RunState, SkipReason, StageSnapshot, StepSnapshot,
 };
-use runnel_domain::status::{JobStatus, RunStatus};
+use runnel_domain::status::{JobStatus, RunStatus, StepStatus};
 use runnel_store::{JobUpdate, RunDetail, RunProgress, RunUpdate, StageUpdate, StepUpdateRow};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -221,7 +221,24 @@ pub(crate) fn diff(
             is_cancel_requested: after.cancel_requested,
         });
     }
-    for (index, (old, new)) in before.stages.iter().zip(&after.stages).enumerate() {
+    for (stage, (old, new)) in spec
+        .stage_indices()
+        .zip(before.stages.iter().zip(&after.stages))
+    {
+        let index = stage.index();
+        let (old_gate, new_gate) = (gate_status(spec, stage, old), gate_status(spec, stage, new));
+        if old_gate != new_gate {
+            for gate_id in &ids.pre_steps[index] {
+                progress.steps.push(StepUpdateRow {
+                    id: gate_id.clone(),
+                    status: new_gate,
+                    message: None,
+                    exit_code: None,
+                    start_time: new.started_at,
+                    end_time: new_gate.is_final().then_some(now),
+                });
+            }
+        }
         if old != new {
             progress.stages.push(StageUpdate {
                 id: ids.stages[index].clone(),
@@ -271,6 +288,25 @@ pub(crate) fn diff(
         }
     }
     progress
+}
+
+/// The status of a stage's admission gate steps, derived from the stage: waiting (PAUSED) for
+/// a manual start, COMPLETED once the stage was entered, CANCELED or SKIPPED with it.
+fn gate_status(spec: &PipelineSpec, stage: StageIdx, snapshot: &StageSnapshot) -> StepStatus {
+    let manual = spec.stage(stage).admission == Admission::Manual;
+    match snapshot.status {
+        JobStatus::Init | JobStatus::Unselected => StepStatus::Init,
+        JobStatus::Skipped => StepStatus::Skipped,
+        JobStatus::Paused | JobStatus::Canceled if manual && !snapshot.admitted => {
+            if snapshot.status == JobStatus::Paused {
+                StepStatus::Paused
+            } else {
+                StepStatus::Canceled
+            }
+        }
+        JobStatus::Failed if snapshot.started_at.is_none() => StepStatus::Failed,
+        _ => StepStatus::Completed,
+    }
 }
 
 /// Whether the progress writes anything besides bumping the version.

@@ -550,12 +550,13 @@ async fn a_passed_review_and_a_manual_start_after_a_restart_let_the_run_complete
     harness.restart().await;
     let detail = harness.detail(&run_id).await;
     assert_eq!(detail.run.status, RunStatus::Paused);
-    let gate = detail.stages[2]
-        .pre
-        .first()
-        .expect("admission gate")
-        .id
-        .clone();
+    let gate = detail.stages[2].pre.first().expect("admission gate");
+    assert_eq!(
+        gate.status,
+        StepStatus::Paused,
+        "the gate step shows the wait"
+    );
+    let gate = gate.id.clone();
     harness
         .engine
         .admission(&run_id, &gate, true)
