@@ -1,4 +1,6 @@
-//! Prints the store benchmark as JSON: `cargo run --release -p runnel-store --example bench [-- --quick] [--workers N] [--log-mb N] [--postgres URL | --no-postgres] [--no-sqlite]`.
+//! Prints the store benchmark as JSON: `cargo run --release -p runnel-store --example bench [-- --quick] [--workers N] [--log-mb N] [--queue-jobs N] [--list-runs N] [--postgres URL | --no-postgres] [--no-sqlite]`.
+//!
+//! `--log-mb 0`, `--queue-jobs 0` or `--list-runs 0` skip that measurement.
 
 use runnel_store::bench::{BenchConfig, run};
 
@@ -33,6 +35,18 @@ async fn main() {
                     .and_then(|value| value.parse().ok())
                     .unwrap_or(1024);
                 config.log_bytes = megabytes << 20;
+            }
+            "--queue-jobs" => {
+                config.queue_jobs = args
+                    .next()
+                    .and_then(|value| value.parse().ok())
+                    .unwrap_or(config.queue_jobs)
+            }
+            "--list-runs" => {
+                config.list_runs = args
+                    .next()
+                    .and_then(|value| value.parse().ok())
+                    .unwrap_or(config.list_runs)
             }
             other => {
                 eprintln!("unknown argument {other}");

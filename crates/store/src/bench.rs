@@ -57,7 +57,8 @@ impl Default for BenchConfig {
 }
 
 /// Runs every measurement on SQLite and (when configured) PostgreSQL. Errors are reported in
-/// the JSON (`"error"`), never panics.
+/// the JSON (`"error"`), never panics. A measurement whose size is 0 (`queue_jobs`,
+/// `log_bytes`, `list_runs`) is skipped.
 pub async fn run(config: BenchConfig) -> Value {
     let mut results = serde_json::Map::new();
     if let Some(dir) = &config.sqlite_dir {
@@ -149,28 +150,31 @@ async fn measure(store: &Store, config: &BenchConfig) -> Result<Value, StoreErro
         .await?;
     let project = store.create_project(&domain.id, "bench", "", now).await?;
     let clock = Instant::now();
-    let queue = queue_cycles(store, config, &project.id, now)
-        .await
-        .map_err(|err| stage("queue", err))?;
-    tracing::info!(seconds = clock.elapsed().as_secs_f64(), "bench: queue done");
-    let (append, tail) = logs(store, config, &project.id, now)
-        .await
-        .map_err(|err| stage("logs", err))?;
-    tracing::info!(seconds = clock.elapsed().as_secs_f64(), "bench: logs done");
-    let list = run_list(store, config, &project.id, now)
-        .await
-        .map_err(|err| stage("run list", err))?;
-    tracing::info!(
-        seconds = clock.elapsed().as_secs_f64(),
-        "bench: run list done"
-    );
-    Ok(json!({
-        "backend": store.backend().as_str(),
-        "queue_claim_complete": queue,
-        "log_append": append,
-        "log_tail_read": tail,
-        "run_list_page": list,
-    }))
+    let mut result = json!({ "backend": store.backend().as_str() });
+    if config.queue_jobs > 0 {
+        result["queue_claim_complete"] = queue_cycles(store, config, &project.id, now)
+            .await
+            .map_err(|err| stage("queue", err))?;
+        tracing::info!(seconds = clock.elapsed().as_secs_f64(), "bench: queue done");
+    }
+    if config.log_bytes > 0 {
+        let (append, tail) = logs(store, config, &project.id, now)
+            .await
+            .map_err(|err| stage("logs", err))?;
+        result["log_append"] = append;
+        result["log_tail_read"] = tail;
+        tracing::info!(seconds = clock.elapsed().as_secs_f64(), "bench: logs done");
+    }
+    if config.list_runs > 0 {
+        result["run_list_page"] = run_list(store, config, &project.id, now)
+            .await
+            .map_err(|err| stage("run list", err))?;
+        tracing::info!(
+            seconds = clock.elapsed().as_secs_f64(),
+            "bench: run list done"
+        );
+    }
+    Ok(result)
 }
 
 async fn new_pipeline(

@@ -1,19 +1,24 @@
 //! Connections: opening and checking both backends, the read pool, and the write path (group commit on SQLite).
 //!
 //! Every write runs as an *operation*: an async closure over one connection inside one
-//! transaction. On PostgreSQL each operation gets its own pooled connection and transaction.
-//! On SQLite one writer task owns the only write connection; it takes every operation queued
-//! while the previous commit was being made durable and commits them together in one
-//! `BEGIN IMMEDIATE` transaction, each inside its own savepoint, so a failing operation is
-//! rolled back alone and the others still commit (group commit). Callers get their answer only
-//! after the commit that holds their write returned.
+//! transaction. On PostgreSQL each operation gets its own pooled connection and transaction
+//! (or none, when its only write is one statement). On SQLite one writer task owns the only
+//! write connection; it takes every operation queued while the previous commit was being made
+//! durable and commits them together in one `BEGIN IMMEDIATE` transaction (group commit).
+//! Callers get their answer only after the commit that holds their write returned.
+//!
+//! SQLite runs each statement on sqlx's worker thread, so every statement costs a round trip
+//! between threads (two wake-ups), which on this 2-core machine costs more than most
+//! statements themselves. Hot operations therefore have a *fast form* sending their whole
+//! work as one command, and the batch's `BEGIN IMMEDIATE` and `COMMIT` ride along with the
+//! first and last fast form of the batch instead of taking round trips of their own.
 
 use crate::config::{Backend, StoreConfig};
 use crate::error::StoreError;
 use futures_util::future::BoxFuture;
 use sqlx::AnyConnection;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{Acquire, AnyPool, Connection, Executor, Row};
+use sqlx::{AnyPool, Connection, Executor, Row};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -27,18 +32,108 @@ struct Completion {
     deliver: Box<dyn FnOnce(Option<StoreError>) + Send>,
 }
 
+/// Which transaction statements a fast form sends along with its own (SQLite).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Wrap {
+    /// Opens the batch's transaction: `BEGIN IMMEDIATE` first.
+    pub(crate) begin: bool,
+    /// Ends it: `COMMIT` last.
+    pub(crate) commit: bool,
+}
+
+impl Wrap {
+    /// Inside a transaction the writer opened and will commit.
+    pub(crate) const NONE: Wrap = Wrap {
+        begin: false,
+        commit: false,
+    };
+    /// A transaction of its own (and on PostgreSQL, where fast forms are one statement).
+    pub(crate) const ALONE: Wrap = Wrap {
+        begin: true,
+        commit: true,
+    };
+
+    /// The variant of a SQLite command made by [`wrapped!`] for this wrap.
+    pub(crate) fn pick(self, variants: &[&'static str; 4]) -> &'static str {
+        variants[usize::from(self.begin) | usize::from(self.commit) << 1]
+    }
+
+    /// Like [`Wrap::pick`] for a command of ONE statement: alone it runs in autocommit mode,
+    /// which is the same transaction without the two statements around it.
+    pub(crate) fn pick_single(self, variants: &[&'static str; 4]) -> &'static str {
+        if self == Wrap::ALONE {
+            variants[0]
+        } else {
+            self.pick(variants)
+        }
+    }
+}
+
+/// The four variants of a SQLite command for [`Wrap::pick`]: as is, after `BEGIN IMMEDIATE`,
+/// before `COMMIT`, and both.
+macro_rules! wrapped {
+    ($sql:expr) => {
+        [
+            $sql,
+            concat!("BEGIN IMMEDIATE; ", $sql),
+            concat!($sql, "; COMMIT"),
+            concat!("BEGIN IMMEDIATE; ", $sql, "; COMMIT"),
+        ]
+    };
+}
+pub(crate) use wrapped;
+
+/// What a fast form did.
+pub(crate) enum Fast<T> {
+    /// The whole operation, with this result (an `Err` here changed nothing).
+    Done(Result<T, StoreError>),
+    /// Nothing (it does not apply to the stored state): run the operation's general form.
+    NotApplied,
+}
+
+/// The fast form of an operation: one command doing all of it or nothing, wrapped as `Wrap`
+/// says. An `Err` means the command failed: a transaction it opened may still be open.
+/// `NotApplied` is only allowed with `wrap.commit` when it is the batch's only operation
+/// (its empty transaction then committed, nothing else in it).
+pub(crate) type FastOp<D, T> =
+    for<'c> fn(&'c mut AnyConnection, &'c D, Wrap) -> BoxFuture<'c, Result<Fast<T>, StoreError>>;
+
 /// A write operation over owned inputs that can run again: batched without a savepoint; when it
 /// fails, the batch is rolled back and run again without it (see `run_batch`).
 trait RepeatableOp: Send {
-    /// Runs the operation; `false` when it failed (its error is kept for `deliver`).
-    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool>;
+    /// Can its next run open the batch's transaction (it has a fast form still to try)?
+    fn can_begin(&self) -> bool;
+    /// Can it commit the batch's transaction (its fast form always applies)?
+    fn can_commit(&self) -> bool;
+    /// Runs the operation in the batch's transaction, opening or committing it as `wrap` says
+    /// (only when `can_begin` / `can_commit`, or `can_begin` for the batch's only operation).
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection, wrap: Wrap) -> BoxFuture<'c, Step>;
     /// Sends the answer: the kept result, or `commit_error` when the commit failed.
     fn deliver(self: Box<Self>, commit_error: Option<StoreError>);
+}
+
+/// What running a repeatable operation did to the batch.
+enum Step {
+    /// It ran (and, with `wrap.commit`, committed the batch); its result is kept.
+    Done,
+    /// It failed and changed nothing: roll back and run the batch again without it.
+    Refused,
+    /// Its fast form did not apply in a transaction of its own, which committed empty: run
+    /// the batch again (now without the fast form).
+    Restart,
+    /// A command carrying the batch's `BEGIN` or `COMMIT` failed in the database: the whole
+    /// batch fails with this error, as when the writer's own `BEGIN`/`COMMIT` fails.
+    Broken(StoreError),
 }
 
 struct Repeat<D, T, F> {
     data: D,
     op: F,
+    fast: Option<FastOp<D, T>>,
+    /// The fast form always applies (`op` is then never needed on SQLite).
+    fast_is_total: bool,
+    /// The fast form did not apply (nothing changed since): go straight to `op`.
+    fast_missed: bool,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -52,12 +147,53 @@ where
         + Sync
         + 'static,
 {
-    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool> {
+    fn can_begin(&self) -> bool {
+        self.fast.is_some() && !self.fast_missed
+    }
+
+    fn can_commit(&self) -> bool {
+        self.fast.is_some() && self.fast_is_total
+    }
+
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection, wrap: Wrap) -> BoxFuture<'c, Step> {
         Box::pin(async move {
+            if let Some(fast) = self.fast
+                && !self.fast_missed
+            {
+                match fast(conn, &self.data, wrap).await {
+                    Ok(Fast::Done(result)) => {
+                        let is_ok = result.is_ok();
+                        self.result = Some(result);
+                        // Committed: its refusal (a read after the commit) changed nothing.
+                        return if is_ok || wrap.commit {
+                            Step::Done
+                        } else {
+                            Step::Refused
+                        };
+                    }
+                    Ok(Fast::NotApplied) => {
+                        self.fast_missed = true;
+                        if wrap.commit {
+                            return Step::Restart;
+                        }
+                        // With `wrap.begin` the transaction is open: go on in it.
+                    }
+                    Err(err) => {
+                        let broken = matches!(err, StoreError::Unavailable(_))
+                            && (wrap.begin || wrap.commit);
+                        self.result = Some(Err(err.clone()));
+                        return if broken {
+                            Step::Broken(err)
+                        } else {
+                            Step::Refused
+                        };
+                    }
+                }
+            }
             let result = (self.op)(conn, &self.data).await;
             let is_ok = result.is_ok();
             self.result = Some(result);
-            is_ok
+            if is_ok { Step::Done } else { Step::Refused }
         })
     }
 
@@ -73,10 +209,12 @@ where
     }
 }
 
-/// One queued write.
+/// One queued write, or the request to stop the writer.
 enum WriteOp {
     Once(OnceOp),
     Repeatable(Box<dyn RepeatableOp>),
+    /// [`Db::close`]: commit what was queued before it, close the connections, answer, stop.
+    Close(oneshot::Sender<()>),
 }
 
 /// The connections of one open store.
@@ -85,10 +223,8 @@ pub(crate) struct Db {
     backend: Backend,
     /// Reads; on PostgreSQL also writes.
     pool: AnyPool,
-    /// SQLite: the queue of the writer task.
+    /// SQLite: the queue of the writer task (which owns the only write connection).
     writer: Option<mpsc::Sender<WriteOp>>,
-    /// SQLite: the writer's pool (one connection), closed by `close`.
-    write_pool: Option<AnyPool>,
 }
 
 impl Db {
@@ -102,7 +238,7 @@ impl Db {
         })?;
         match backend {
             Backend::Postgres => {
-                let pool = AnyPoolOptions::new()
+                let pool = pool_options()
                     .max_connections(config.max_connections.max(1))
                     .min_connections(config.min_connections)
                     .acquire_timeout(config.acquire_timeout)
@@ -116,19 +252,27 @@ impl Db {
                     .await?;
                 check_postgres(&pool).await?;
                 crate::migrate::run(&pool, backend).await?;
+                analyze_missing_statistics(&pool).await?;
                 Ok(Db {
                     backend,
                     pool,
                     writer: None,
-                    write_pool: None,
                 })
             }
             Backend::Sqlite => {
                 let busy_ms = i64::try_from(config.busy_timeout.as_millis()).unwrap_or(i64::MAX);
-                let write_pool =
+                // Migrations run on a connection of their own; the writer task opens its own.
+                let setup_pool =
                     sqlite_pool(&config.url, 1, 1, config.acquire_timeout, busy_ms, false).await?;
-                check_sqlite(&write_pool, busy_ms).await?;
-                crate::migrate::run(&write_pool, backend).await?;
+                let migrated = async {
+                    let mut conn = setup_pool.acquire().await?;
+                    check_sqlite(&mut conn, busy_ms).await?;
+                    drop(conn);
+                    crate::migrate::run(&setup_pool, backend).await
+                }
+                .await;
+                setup_pool.close().await;
+                migrated?;
                 let read_pool = sqlite_pool(
                     &config.url,
                     config.max_connections.max(1),
@@ -138,14 +282,14 @@ impl Db {
                     true,
                 )
                 .await?;
-                check_sqlite(&read_pool, busy_ms).await?;
+                check_sqlite(&mut *read_pool.acquire().await?, busy_ms).await?;
+                let writer = Writer::open(&config.url, busy_ms).await?;
                 let (tx, rx) = mpsc::channel::<WriteOp>(config.max_batch.max(1) * 8);
-                tokio::spawn(run_writer(write_pool.clone(), rx, config.max_batch.max(1)));
+                tokio::spawn(writer.run(rx, config.max_batch.max(1)));
                 Ok(Db {
                     backend,
                     pool: read_pool,
                     writer: Some(tx),
-                    write_pool: Some(write_pool),
                 })
             }
         }
@@ -228,51 +372,131 @@ impl Db {
             + Sync
             + 'static,
     {
-        match &self.writer {
-            Some(writer) => {
-                let (reply, rx) = oneshot::channel();
-                let repeat = Repeat {
-                    data,
-                    op,
-                    result: None,
-                    reply,
-                };
-                writer
-                    .send(WriteOp::Repeatable(Box::new(repeat)))
-                    .await
-                    .map_err(|_| StoreError::from(sqlx::Error::PoolClosed))?;
-                rx.await
-                    .map_err(|_| StoreError::from(sqlx::Error::WorkerCrashed))?
-            }
-            None if single_statement => {
-                let mut conn = self.pool.acquire().await?;
-                op(&mut conn, &data).await
-            }
-            None => {
-                let mut conn = self.pool.acquire().await?;
-                let mut txn = conn.begin().await?;
-                match op(&mut txn, &data).await {
-                    Ok(value) => {
-                        txn.commit().await?;
-                        Ok(value)
-                    }
-                    Err(err) => {
-                        let _ = txn.rollback().await;
-                        Err(err)
-                    }
+        self.repeatable(single_statement, None, false, data, op)
+            .await
+    }
+
+    /// Like [`Db::write_repeatable`] with a fast form tried first (see [`FastOp`]): it does the
+    /// whole operation or nothing, and then `op` runs in a transaction. On PostgreSQL the fast
+    /// form must be one statement (it runs without `BEGIN`/`COMMIT`).
+    pub(crate) async fn write_repeatable_fast<D, T, F>(
+        &self,
+        data: D,
+        fast: FastOp<D, T>,
+        op: F,
+    ) -> Result<T, StoreError>
+    where
+        D: Send + Sync + 'static,
+        T: Send + 'static,
+        F: for<'c> Fn(&'c mut AnyConnection, &'c D) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.repeatable(false, Some(fast), false, data, op).await
+    }
+
+    /// A repeatable operation that is ONE write statement (plus reads after it that only
+    /// classify a refusal), given as a fast form that always applies (never `NotApplied`).
+    /// On PostgreSQL it runs without `BEGIN`/`COMMIT`; on SQLite it can carry its batch's.
+    pub(crate) async fn write_one_statement<D, T>(
+        &self,
+        data: D,
+        statement: FastOp<D, T>,
+    ) -> Result<T, StoreError>
+    where
+        D: Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let op = repeatable_op(move |conn, data| {
+            Box::pin(async move {
+                match statement(conn, data, Wrap::NONE).await? {
+                    Fast::Done(result) => result,
+                    Fast::NotApplied => Err(StoreError::corrupt(
+                        "a one-statement operation reported that it did not apply",
+                    )),
                 }
+            })
+        });
+        self.repeatable(true, Some(statement), true, data, op).await
+    }
+
+    async fn repeatable<D, T, F>(
+        &self,
+        single_statement: bool,
+        fast: Option<FastOp<D, T>>,
+        fast_is_total: bool,
+        data: D,
+        op: F,
+    ) -> Result<T, StoreError>
+    where
+        D: Send + Sync + 'static,
+        T: Send + 'static,
+        F: for<'c> Fn(&'c mut AnyConnection, &'c D) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        if let Some(writer) = &self.writer {
+            let (reply, rx) = oneshot::channel();
+            let repeat = Repeat {
+                data,
+                op,
+                fast,
+                fast_is_total,
+                fast_missed: false,
+                result: None,
+                reply,
+            };
+            writer
+                .send(WriteOp::Repeatable(Box::new(repeat)))
+                .await
+                .map_err(|_| StoreError::from(sqlx::Error::PoolClosed))?;
+            return rx
+                .await
+                .map_err(|_| StoreError::from(sqlx::Error::WorkerCrashed))?;
+        }
+        let mut conn = self.pool.acquire().await?;
+        if let Some(fast) = fast
+            && let Fast::Done(result) = fast(&mut conn, &data, Wrap::ALONE).await?
+        {
+            return result;
+        }
+        if single_statement {
+            return op(&mut conn, &data).await;
+        }
+        let mut txn = conn.begin().await?;
+        match op(&mut txn, &data).await {
+            Ok(value) => {
+                txn.commit().await?;
+                Ok(value)
+            }
+            Err(err) => {
+                let _ = txn.rollback().await;
+                Err(err)
             }
         }
     }
 
-    /// Closes every connection; later operations fail with `Unavailable`. (The writer task
-    /// itself ends when the last clone of the store is dropped.)
+    /// Closes every connection; later operations fail with `Unavailable`. On SQLite the
+    /// writer first commits what was queued before, then closes its connection and stops.
     pub(crate) async fn close(&self) {
-        if let Some(write_pool) = &self.write_pool {
-            write_pool.close().await;
+        if let Some(writer) = &self.writer {
+            let (tx, rx) = oneshot::channel();
+            if writer.send(WriteOp::Close(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
         }
         self.pool.close().await;
     }
+}
+
+/// Pins a closure to the signature of a repeatable operation (closures do not infer it).
+fn repeatable_op<D, T, F>(op: F) -> F
+where
+    F: for<'c> Fn(&'c mut AnyConnection, &'c D) -> BoxFuture<'c, Result<T, StoreError>>,
+{
+    op
 }
 
 /// Queues `op` for the SQLite writer and waits for the commit that holds it.
@@ -308,98 +532,292 @@ where
         .map_err(|_| StoreError::from(sqlx::Error::WorkerCrashed))?
 }
 
-/// The SQLite writer: batches whatever is queued into one transaction per commit.
-async fn run_writer(pool: AnyPool, mut rx: mpsc::Receiver<WriteOp>, max_batch: usize) {
-    let mut batch: Vec<WriteOp> = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
-        commit_batch(&pool, &mut batch).await;
-    }
-    pool.close().await;
-    tracing::debug!("store writer stopped");
+/// The SQLite writer task: owns the only write connection and commits whatever is queued
+/// in one transaction per commit (group commit).
+struct Writer {
+    url: String,
+    busy_ms: i64,
+    /// `None` after the connection broke; reopened for the next batch.
+    conn: Option<AnyConnection>,
 }
 
-async fn commit_batch(pool: &AnyPool, batch: &mut Vec<WriteOp>) {
-    let mut repeatable = Vec::new();
-    let mut once = Vec::new();
-    for op in batch.drain(..) {
-        match op {
-            WriteOp::Repeatable(op) => repeatable.push(op),
-            WriteOp::Once(op) => once.push(op),
+/// How many times the writer yields to let callers it just answered send their next operation.
+const COALESCE_YIELDS: usize = 4;
+
+impl Writer {
+    async fn open(url: &str, busy_ms: i64) -> Result<Writer, StoreError> {
+        let conn = connect_sqlite(url, busy_ms, Role::Writer).await?;
+        Ok(Writer {
+            url: url.to_owned(),
+            busy_ms,
+            conn: Some(conn),
+        })
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<WriteOp>, max_batch: usize) {
+        let mut batch: Vec<WriteOp> = Vec::with_capacity(max_batch);
+        let mut closing = None;
+        // Operations in the previous batch: their callers were just answered, and those that
+        // are busy (workers, streams) send their next operation within microseconds.
+        let mut previous = 0usize;
+        while closing.is_none() {
+            let Some(first) = rx.recv().await else {
+                break;
+            };
+            match first {
+                WriteOp::Close(reply) => {
+                    closing = Some(reply);
+                    break;
+                }
+                op => batch.push(op),
+            }
+            take_queued(&mut rx, &mut batch, max_batch, &mut closing);
+            if closing.is_none() && previous > 1 && batch.len() < previous {
+                // A tiny coalescing window, only under concurrency: the tasks the last commit
+                // answered are runnable on this runtime but have not run yet; yielding lets
+                // them send their next operation so it joins this commit instead of waiting
+                // a whole commit for the next one. A lone caller (`previous` 1) never waits.
+                for _ in 0..COALESCE_YIELDS {
+                    let before = batch.len();
+                    tokio::task::yield_now().await;
+                    take_queued(&mut rx, &mut batch, max_batch, &mut closing);
+                    if batch.len() == before
+                        || batch.len() >= previous.min(max_batch)
+                        || closing.is_some()
+                    {
+                        break;
+                    }
+                }
+            }
+            previous = batch.len();
+            self.commit(&mut batch).await;
+        }
+        // Operations queued after `close` are dropped: their callers see `Unavailable`.
+        rx.close();
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.close().await;
+        }
+        if let Some(reply) = closing {
+            let _ = reply.send(());
+        }
+        tracing::debug!("store writer stopped");
+    }
+
+    async fn commit(&mut self, batch: &mut Vec<WriteOp>) {
+        let mut repeatable = Vec::new();
+        let mut once = Vec::new();
+        for op in batch.drain(..) {
+            match op {
+                WriteOp::Repeatable(op) => repeatable.push(op),
+                WriteOp::Once(op) => once.push(op),
+                // `take_queued` never puts one in a batch.
+                WriteOp::Close(reply) => drop(reply),
+            }
+        }
+        let mut refused: Vec<Box<dyn RepeatableOp>> = Vec::new();
+        let mut completions: Vec<Completion> = Vec::with_capacity(once.len());
+        let outcome = match self.connection().await {
+            Ok(conn) => {
+                let outcome =
+                    run_batch(conn, &mut repeatable, &mut refused, once, &mut completions).await;
+                if outcome.is_err() {
+                    // Whatever the failure left open is undone ("no transaction is active"
+                    // when it was rolled back already).
+                    let _ = execute(conn, "ROLLBACK").await;
+                }
+                outcome
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(err) = &outcome {
+            tracing::warn!(error = %err, operations = repeatable.len() + completions.len(), "group commit failed");
+            if err.is_connection_lost() {
+                self.conn = None;
+            }
+        }
+        for op in refused {
+            op.deliver(None);
+        }
+        for op in repeatable {
+            op.deliver(outcome.clone().err());
+        }
+        for completion in completions {
+            (completion.deliver)(outcome.clone().err());
+        }
+        // Once-operations that never ran (the transaction broke before them) are dropped here:
+        // their callers see `Unavailable` (see `submit`), and nothing of them was written.
+    }
+
+    async fn connection(&mut self) -> Result<&mut AnyConnection, StoreError> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => connect_sqlite(&self.url, self.busy_ms, Role::Writer).await?,
+        };
+        Ok(self.conn.insert(conn))
+    }
+}
+
+/// Moves queued operations into `batch` (up to `max_batch`), stopping at a `Close`.
+fn take_queued(
+    rx: &mut mpsc::Receiver<WriteOp>,
+    batch: &mut Vec<WriteOp>,
+    max_batch: usize,
+    closing: &mut Option<oneshot::Sender<()>>,
+) {
+    while batch.len() < max_batch && closing.is_none() {
+        match rx.try_recv() {
+            Ok(WriteOp::Close(reply)) => *closing = Some(reply),
+            Ok(op) => batch.push(op),
+            Err(_) => break,
         }
     }
-    let mut refused: Vec<Box<dyn RepeatableOp>> = Vec::new();
-    let mut completions: Vec<Completion> = Vec::with_capacity(once.len());
-    let outcome = run_batch(pool, &mut repeatable, &mut refused, once, &mut completions).await;
-    if let Err(err) = &outcome {
-        tracing::warn!(error = %err, operations = repeatable.len() + completions.len(), "group commit failed");
-    }
-    for op in refused {
-        op.deliver(None);
-    }
-    for op in repeatable {
-        op.deliver(outcome.clone().err());
-    }
-    for completion in completions {
-        (completion.deliver)(outcome.clone().err());
-    }
-    // Once-operations that never ran (the transaction broke before them) are dropped here:
-    // their callers see `Unavailable` (see `submit`), and nothing of them was written.
+}
+
+async fn execute(conn: &mut AnyConnection, sql: &'static str) -> Result<(), StoreError> {
+    sqlx::query(sql).execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// Runs a batch in one `BEGIN IMMEDIATE` transaction. Repeatable operations run first, without
 /// savepoints; when one fails, the transaction is rolled back, that operation is moved to
 /// `refused` (its error stands: it ran after the ones before it and changed nothing) and the
-/// others run again in a new transaction. Once-operations run last, each in a savepoint when
-/// there are several operations, so a failing one is undone alone.
+/// others run again in a new transaction. The first one opens the transaction with its own
+/// command when it has a fast form, and the last one commits it when its fast form always
+/// applies and no once-operation follows. Once-operations run last, each in a savepoint when
+/// there are several operations, so a failing one is undone alone. On an `Err` the caller
+/// rolls back.
 async fn run_batch(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     repeatable: &mut Vec<Box<dyn RepeatableOp>>,
     refused: &mut Vec<Box<dyn RepeatableOp>>,
     once: Vec<OnceOp>,
     completions: &mut Vec<Completion>,
 ) -> Result<(), StoreError> {
-    let mut conn = pool.acquire().await?;
-    let mut txn = 'attempt: loop {
-        let mut txn = conn.begin_with("BEGIN IMMEDIATE").await?;
-        for index in 0..repeatable.len() {
-            if !repeatable[index].run(&mut txn).await {
-                txn.rollback().await?;
-                refused.push(repeatable.remove(index));
-                continue 'attempt;
+    'attempt: loop {
+        let count = repeatable.len();
+        let commit_with_last = once.is_empty()
+            && repeatable
+                .last()
+                .is_some_and(|last| last.can_commit() || (count == 1 && last.can_begin()));
+        for index in 0..count {
+            let wrap = Wrap {
+                begin: index == 0 && repeatable[0].can_begin(),
+                commit: commit_with_last && index + 1 == count,
+            };
+            if index == 0 && !wrap.begin {
+                execute(conn, "BEGIN IMMEDIATE").await?;
+            }
+            match repeatable[index].run(conn, wrap).await {
+                Step::Done => {}
+                Step::Refused => {
+                    execute(conn, "ROLLBACK").await?;
+                    refused.push(repeatable.remove(index));
+                    continue 'attempt;
+                }
+                Step::Restart => continue 'attempt,
+                Step::Broken(err) => return Err(err),
             }
         }
-        break txn;
-    };
+        if commit_with_last {
+            return Ok(());
+        }
+        if count == 0 {
+            execute(conn, "BEGIN IMMEDIATE").await?;
+        }
+        break;
+    }
     let use_savepoints = repeatable.len() + once.len() > 1;
     for op in once {
         if use_savepoints {
-            let mut savepoint = txn.begin().await?;
-            let completion = op(&mut savepoint).await;
-            if completion.is_ok {
-                savepoint.commit().await?;
-            } else {
-                savepoint.rollback().await?;
-            }
-            completions.push(completion);
-        } else {
-            let completion = op(&mut txn).await;
+            execute(conn, "SAVEPOINT once_op").await?;
+            let completion = op(conn).await;
             let is_ok = completion.is_ok;
             completions.push(completion);
             if !is_ok {
-                txn.rollback().await?;
+                execute(conn, "ROLLBACK TO once_op").await?;
+            }
+            execute(conn, "RELEASE once_op").await?;
+        } else {
+            let completion = op(conn).await;
+            let is_ok = completion.is_ok;
+            completions.push(completion);
+            if !is_ok {
+                execute(conn, "ROLLBACK").await?;
                 return Ok(());
             }
         }
     }
-    txn.commit().await?;
+    execute(conn, "COMMIT").await?;
     Ok(())
+}
+
+/// What a SQLite connection is used for; each gets the durability pragmas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The writer task's connection.
+    Writer,
+    /// A pooled connection: reads only (`query_only`), or the migrations at open.
+    Pooled { read_only: bool },
+}
+
+/// Opens one SQLite connection outside any pool, with the pragmas of `role`, and checks it.
+async fn connect_sqlite(url: &str, busy_ms: i64, role: Role) -> Result<AnyConnection, StoreError> {
+    let mut conn = AnyConnection::connect(url).await?;
+    apply_pragmas(&mut conn, busy_ms, role).await?;
+    check_sqlite(&mut conn, busy_ms).await?;
+    Ok(conn)
+}
+
+/// The durability pragmas every connection runs, plus per-role tuning that leaves durability
+/// alone.
+async fn apply_pragmas(
+    conn: &mut AnyConnection,
+    busy_ms: i64,
+    role: Role,
+) -> Result<(), sqlx::Error> {
+    // The busy timeout comes first so the pragmas below wait for locks too.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA busy_timeout = {busy_ms}"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.execute("PRAGMA synchronous = FULL").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    match role {
+        Role::Writer => {
+            // 16 MiB of page cache (default 2 MiB) for the connection that touches every hot
+            // index: the queue's random ids and tokens then mostly hit the cache instead of
+            // `pread` (half the reads in the queue benchmark). Memory, not durability.
+            conn.execute("PRAGMA cache_size = -16384").await?;
+        }
+        Role::Pooled { read_only } => {
+            if read_only {
+                // Reads go through this pool; every write must take the writer's path.
+                conn.execute("PRAGMA query_only = ON").await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A connection idle at least this long is pinged before it is handed out.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// Pool options shared by both backends. sqlx pings a connection before every acquire by
+/// default: one more round trip (to the server, or to SQLite's worker thread) per operation.
+/// Only connections that sat idle are tested here; a broken one is replaced as before.
+fn pool_options() -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IDLE_AFTER {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// A pool of SQLite connections with the durability pragmas applied to each.
@@ -411,27 +829,12 @@ async fn sqlite_pool(
     busy_ms: i64,
     read_only: bool,
 ) -> Result<AnyPool, StoreError> {
-    let pool = AnyPoolOptions::new()
+    let pool = pool_options()
         .max_connections(max)
         .min_connections(min.min(max))
         .acquire_timeout(acquire_timeout)
         .after_connect(move |conn, _meta| {
-            Box::pin(async move {
-                // The busy timeout comes first so the pragmas below wait for locks too.
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "PRAGMA busy_timeout = {busy_ms}"
-                )))
-                .execute(&mut *conn)
-                .await?;
-                conn.execute("PRAGMA journal_mode = WAL").await?;
-                conn.execute("PRAGMA synchronous = FULL").await?;
-                conn.execute("PRAGMA foreign_keys = ON").await?;
-                if read_only {
-                    // Reads go through this pool; every write must take the writer's path.
-                    conn.execute("PRAGMA query_only = ON").await?;
-                }
-                Ok(())
-            })
+            Box::pin(async move { apply_pragmas(conn, busy_ms, Role::Pooled { read_only }).await })
         })
         .connect(url)
         .await?;
@@ -439,9 +842,7 @@ async fn sqlite_pool(
 }
 
 /// Reads the pragmas back and refuses a connection that is not durable (A1–A4).
-async fn check_sqlite(pool: &AnyPool, busy_ms: i64) -> Result<(), StoreError> {
-    let mut conn = pool.acquire().await?;
-    let conn = conn.acquire().await?;
+async fn check_sqlite(conn: &mut AnyConnection, busy_ms: i64) -> Result<(), StoreError> {
     let journal: String = sqlx::query("PRAGMA journal_mode")
         .fetch_one(&mut *conn)
         .await?
@@ -480,6 +881,52 @@ async fn check_sqlite(pool: &AnyPool, busy_ms: i64) -> Result<(), StoreError> {
             problems.join("; ")
         )))
     }
+}
+
+/// PostgreSQL plans from statistics only `ANALYZE` (or autovacuum) collects. A database
+/// restored, or filled while autovacuum was off, has none, and a plan can then be off by
+/// orders of magnitude. Tables that hold rows but have no statistics are analyzed at open
+/// (a sample of at most 30 000 rows each: well under a second). A server with autovacuum off
+/// gets a warning, since statistics then never follow the data.
+async fn analyze_missing_statistics(pool: &AnyPool) -> Result<(), StoreError> {
+    let autovacuum: String = sqlx::query("SHOW autovacuum")
+        .fetch_one(pool)
+        .await?
+        .try_get(0)?;
+    if autovacuum != "on" {
+        tracing::warn!(
+            "PostgreSQL autovacuum is off: planner statistics are refreshed only at start-up \
+             and by Store::refresh_statistics"
+        );
+    }
+    let tables = sqlx::query(
+        "SELECT c.relname::text AS relname FROM pg_class c \
+         WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' \
+           AND c.relname <> '_sqlx_migrations' \
+           AND NOT EXISTS (SELECT 1 FROM pg_stats s \
+                           WHERE s.schemaname = current_schema() AND s.tablename = c.relname) \
+         ORDER BY c.relname",
+    )
+    .fetch_all(pool)
+    .await?;
+    for row in tables {
+        let table: String = row.try_get(0)?;
+        // Names come from the catalog of our own schema; quoted as identifiers all the same.
+        let quoted = format!("\"{}\"", table.replace('"', "\"\""));
+        let rows: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM {quoted} LIMIT 1) AS probe"
+        )))
+        .fetch_one(pool)
+        .await?
+        .try_get(0)?;
+        if rows > 0 {
+            tracing::info!(table = %table, "no planner statistics: analyzing");
+            sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {quoted}")))
+                .execute(pool)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a PostgreSQL session that acknowledges commits before they are durable.

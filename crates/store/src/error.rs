@@ -118,4 +118,10 @@ impl StoreError {
     pub(crate) fn corrupt(what: impl fmt::Display) -> Self {
         StoreError::Corrupt(what.to_string())
     }
+
+    /// The connection itself failed (not a statement on it): open a new one.
+    pub(crate) fn is_connection_lost(&self) -> bool {
+        matches!(self, StoreError::Unavailable(BackendError(err))
+            if matches!(**err, sqlx::Error::WorkerCrashed | sqlx::Error::Io(_)))
+    }
 }

@@ -8,12 +8,14 @@
 //! not on the log's size. Keeping chunks in the database (not in files it references) gives
 //! both backends one code path, one transaction per append and one backup.
 
+use crate::config::Backend;
+use crate::db::{Fast, Wrap, wrapped};
 use crate::error::StoreError;
 use crate::queue::{LeaseToken, guard};
 use crate::{Store, sql};
+use futures_util::future::BoxFuture;
 use runnel_domain::Timestamp;
 use sqlx::AnyConnection;
-use sqlx::Row;
 use std::future::Future;
 
 /// The line stored once when a step's log reaches the cap.
@@ -127,8 +129,16 @@ impl LogStore for Store {
             cap: self.log_cap_bytes(),
             now,
         };
+        if input.bytes.is_empty() {
+            return self
+                .db()
+                .write_repeatable(false, input, |conn, input| {
+                    Box::pin(append_fenced(conn, input))
+                })
+                .await;
+        }
         self.db()
-            .write_repeatable(false, input, |conn, input| {
+            .write_repeatable_fast(input, append_at_end, |conn, input| {
                 Box::pin(append_fenced(conn, input))
             })
             .await
@@ -182,7 +192,7 @@ impl LogStore for Store {
 
 /// The inputs of one append, owned so the operation can run again inside a group commit.
 struct AppendInput {
-    backend: crate::config::Backend,
+    backend: Backend,
     token: LeaseToken,
     step_run_id: String,
     offset: u64,
@@ -191,6 +201,116 @@ struct AppendInput {
     now: Timestamp,
 }
 
+/// The common append in one round trip: the lease holds, the log exists, is not truncated,
+/// and the append starts exactly at its end and fits under the cap. A small append (< 16 KiB)
+/// is merged into a small last chunk; otherwise the bytes become new chunks of at most 64 KiB
+/// (split inside the statement); the head is updated in the same command, and no stored bytes
+/// are read back. Anything else (a new log, a duplicate, an overlap, a gap, the cap) changes
+/// nothing here and takes [`append_fenced`].
+fn append_at_end<'c>(
+    conn: &'c mut AnyConnection,
+    input: &'c AppendInput,
+    wrap: Wrap,
+) -> BoxFuture<'c, Result<Fast<AppendOutcome>, StoreError>> {
+    Box::pin(async move {
+        let statement = match input.backend {
+            Backend::Sqlite => wrap.pick(&APPEND_AT_END_SQLITE),
+            Backend::Postgres => APPEND_AT_END_POSTGRES,
+        };
+        let rows = sqlx::query(statement)
+            .bind(input.token.as_str())
+            .bind(&input.step_run_id)
+            .bind(to_i64(input.offset))
+            .bind(input.bytes.as_slice())
+            .bind(input.bytes.len() as i64)
+            .bind(sql::millis(input.now))
+            .bind(to_i64(input.cap))
+            .fetch_all(&mut *conn)
+            .await?;
+        if rows.is_empty() {
+            return Ok(Fast::NotApplied);
+        }
+        Ok(Fast::Done(Ok(AppendOutcome {
+            next_offset: input.offset + input.bytes.len() as u64,
+            is_duplicate: false,
+            is_truncated: false,
+        })))
+    })
+}
+
+/// SQLite: `$1` token, `$2` step run, `$3` offset, `$4` bytes, `$5` their length (> 0), `$6`
+/// now, `$7` cap. Four statements sent at once: a merge into the last chunk (A) and its head
+/// update (B, only when A changed the chunk), or the head update for new chunks (C) and the
+/// chunks, 64 KiB each (D, only when C changed the head). `changes()` is the row count of the
+/// statement before. B or D returns rows exactly when the append was stored.
+macro_rules! append_at_end_sqlite {
+    () => {
+        concat!(
+            "UPDATE step_log_chunks SET data = CAST(data || $4 AS BLOB) \
+             WHERE step_run_id = $2 AND attempt = (SELECT a.attempt FROM job_attempts a \
+               JOIN step_runs s ON s.job_run_id = a.job_run_id \
+               WHERE a.lease_token = $1 AND a.state = 'leased' AND s.id = $2) \
+             AND start_offset = (SELECT h.last_chunk_offset FROM step_logs h \
+               WHERE h.step_run_id = $2 AND h.attempt = (SELECT a.attempt FROM job_attempts a \
+                 JOIN step_runs s ON s.job_run_id = a.job_run_id \
+                 WHERE a.lease_token = $1 AND a.state = 'leased' AND s.id = $2) \
+               AND h.received = $3 AND h.stored = h.received AND h.is_truncated = 0 \
+               AND h.stored + $5 <= $7 AND $5 > 0 AND $5 < 16384 \
+               AND h.stored - h.last_chunk_offset < 16384); ",
+            "UPDATE step_logs SET received = received + $5, stored = stored + $5, updated_at = $6 \
+             WHERE changes() = 1 AND step_run_id = $2 AND attempt = (SELECT a.attempt FROM job_attempts a \
+               JOIN step_runs s ON s.job_run_id = a.job_run_id \
+               WHERE a.lease_token = $1 AND a.state = 'leased' AND s.id = $2) \
+             RETURNING 1 AS stored; ",
+            "UPDATE step_logs SET received = received + $5, stored = stored + $5, \
+               last_chunk_offset = stored + (($5 - 1) / 65536) * 65536, updated_at = $6 \
+             WHERE step_run_id = $2 AND attempt = (SELECT a.attempt FROM job_attempts a \
+               JOIN step_runs s ON s.job_run_id = a.job_run_id \
+               WHERE a.lease_token = $1 AND a.state = 'leased' AND s.id = $2) \
+             AND received = $3 AND stored = received AND is_truncated = 0 \
+             AND stored + $5 <= $7 AND $5 > 0 \
+             AND NOT ($5 < 16384 AND last_chunk_offset IS NOT NULL AND stored - last_chunk_offset < 16384); ",
+            "WITH RECURSIVE piece (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM piece WHERE (i + 1) * 65536 < $5) \
+             INSERT INTO step_log_chunks (step_run_id, attempt, start_offset, data) \
+             SELECT h.step_run_id, h.attempt, $3 + piece.i * 65536, substr($4, piece.i * 65536 + 1, 65536) \
+             FROM step_logs h, piece \
+             WHERE changes() = 1 AND h.step_run_id = $2 AND h.attempt = (SELECT a.attempt FROM job_attempts a \
+               JOIN step_runs s ON s.job_run_id = a.job_run_id \
+               WHERE a.lease_token = $1 AND a.state = 'leased' AND s.id = $2) \
+             RETURNING 1 AS stored"
+        )
+    };
+}
+const APPEND_AT_END_SQLITE: [&str; 4] = wrapped!(append_at_end_sqlite!());
+
+/// PostgreSQL: the same as one statement (which commits by itself). The share lock on the
+/// attempt row makes the sweeper wait until the append committed; the merge case requires the
+/// last chunk to exist, so the head never moves without its bytes.
+const APPEND_AT_END_POSTGRES: &str = "WITH g AS ( \
+       SELECT a.attempt FROM job_attempts a JOIN step_runs s ON s.job_run_id = a.job_run_id \
+       WHERE a.lease_token = $1 AND a.state = 'leased' AND s.id = $2 FOR SHARE OF a), \
+     h AS ( \
+       UPDATE step_logs l SET received = l.received + $5, stored = l.stored + $5, \
+         last_chunk_offset = CASE WHEN $5 < 16384 AND l.last_chunk_offset IS NOT NULL \
+           AND l.stored - l.last_chunk_offset < 16384 THEN l.last_chunk_offset \
+           ELSE l.stored + (($5 - 1) / 65536) * 65536 END, \
+         updated_at = $6 \
+       FROM g WHERE l.step_run_id = $2 AND l.attempt = g.attempt AND l.received = $3 \
+         AND l.stored = l.received AND l.is_truncated = 0 AND l.stored + $5 <= $7 AND $5 > 0 \
+         AND (NOT ($5 < 16384 AND l.last_chunk_offset IS NOT NULL AND l.stored - l.last_chunk_offset < 16384) \
+           OR EXISTS (SELECT 1 FROM step_log_chunks c WHERE c.step_run_id = $2 \
+             AND c.attempt = l.attempt AND c.start_offset = l.last_chunk_offset)) \
+       RETURNING l.attempt, l.last_chunk_offset), \
+     m AS ( \
+       UPDATE step_log_chunks c SET data = c.data || $4 FROM h \
+       WHERE h.last_chunk_offset < $3 AND c.step_run_id = $2 AND c.attempt = h.attempt \
+         AND c.start_offset = h.last_chunk_offset), \
+     i AS ( \
+       INSERT INTO step_log_chunks (step_run_id, attempt, start_offset, data) \
+       SELECT $2, h.attempt, $3 + piece * 65536, substring($4 FROM CAST(piece * 65536 + 1 AS INTEGER) FOR 65536) \
+       FROM h, generate_series(0, ($5 - 1) / 65536) AS piece WHERE h.last_chunk_offset >= $3) \
+     SELECT 1 AS stored FROM h";
+
 /// Checks the lease, that the step belongs to its job, and reads the log's head — in one
 /// query on the common path — then appends.
 async fn append_fenced(
@@ -198,14 +318,14 @@ async fn append_fenced(
     input: &AppendInput,
 ) -> Result<AppendOutcome, StoreError> {
     let query = match input.backend {
-        crate::config::Backend::Sqlite => sqlx::query(
+        Backend::Sqlite => sqlx::query(
             "SELECT a.attempt, l.received, l.stored, l.is_truncated, l.last_chunk_offset \
              FROM job_attempts a JOIN step_runs s ON s.job_run_id = a.job_run_id \
              LEFT JOIN step_logs l ON l.step_run_id = s.id AND l.attempt = a.attempt \
              WHERE a.lease_token = $1 AND a.state = 'leased' AND s.id = $2",
         ),
         // The share lock on the attempt row makes the sweeper wait until this append commits.
-        crate::config::Backend::Postgres => sqlx::query(
+        Backend::Postgres => sqlx::query(
             "SELECT a.attempt, l.received, l.stored, l.is_truncated, l.last_chunk_offset \
              FROM job_attempts a JOIN step_runs s ON s.job_run_id = a.job_run_id \
              LEFT JOIN step_logs l ON l.step_run_id = s.id AND l.attempt = a.attempt \
@@ -232,6 +352,7 @@ async fn append_fenced(
         None => None,
     };
     let append = Append {
+        backend: input.backend,
         step_run_id: &input.step_run_id,
         attempt: sql::int(&row, "attempt")?,
         offset: input.offset,
@@ -251,6 +372,7 @@ struct Head {
 }
 
 struct Append<'a> {
+    backend: Backend,
     step_run_id: &'a str,
     attempt: i64,
     offset: u64,
@@ -265,6 +387,7 @@ async fn append_bytes(
     head: Option<Head>,
 ) -> Result<AppendOutcome, StoreError> {
     let Append {
+        backend: _,
         step_run_id,
         attempt,
         offset,
@@ -334,6 +457,7 @@ async fn append_bytes(
             .min(usize::try_from(room).unwrap_or(usize::MAX))];
         let mut writer = ChunkWriter {
             conn: &mut *conn,
+            backend: append.backend,
             step_run_id,
             attempt,
             stored: &mut stored_now,
@@ -370,6 +494,7 @@ async fn append_bytes(
 /// Writes bytes at the end of a log: merged into a small last chunk, else in new chunks.
 struct ChunkWriter<'a> {
     conn: &'a mut AnyConnection,
+    backend: Backend,
     step_run_id: &'a str,
     attempt: i64,
     stored: &'a mut u64,
@@ -377,35 +502,37 @@ struct ChunkWriter<'a> {
 }
 
 impl ChunkWriter<'_> {
-    async fn write(&mut self, mut bytes: &[u8]) -> Result<(), StoreError> {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
         if bytes.is_empty() {
             return Ok(());
         }
         if let Some(last) = *self.last_chunk {
             let last_len = (*self.stored - last) as usize;
-            if last_len < MERGE_BELOW {
-                let take = bytes.len().min(CHUNK_BYTES - last_len);
-                let mut data = sqlx::query(
-                    "SELECT data FROM step_log_chunks WHERE step_run_id = $1 AND attempt = $2 AND start_offset = $3",
-                )
-                .bind(self.step_run_id)
-                .bind(self.attempt)
-                .bind(to_i64(last))
-                .fetch_one(&mut *self.conn)
-                .await?
-                .try_get::<Vec<u8>, _>(0)?;
-                data.extend_from_slice(&bytes[..take]);
-                sqlx::query(
-                    "UPDATE step_log_chunks SET data = $4 WHERE step_run_id = $1 AND attempt = $2 AND start_offset = $3",
-                )
-                .bind(self.step_run_id)
-                .bind(self.attempt)
-                .bind(to_i64(last))
-                .bind(data)
-                .execute(&mut *self.conn)
-                .await?;
-                *self.stored += take as u64;
-                bytes = &bytes[take..];
+            // Small appends (a line or a few) are merged into a small last chunk, appended in
+            // place without reading it back; large ones always make chunks of their own.
+            if last_len < MERGE_BELOW && bytes.len() < MERGE_BELOW {
+                let statement = match self.backend {
+                    Backend::Sqlite => sqlx::query(
+                        "UPDATE step_log_chunks SET data = CAST(data || $4 AS BLOB) \
+                         WHERE step_run_id = $1 AND attempt = $2 AND start_offset = $3",
+                    ),
+                    Backend::Postgres => sqlx::query(
+                        "UPDATE step_log_chunks SET data = data || $4 \
+                         WHERE step_run_id = $1 AND attempt = $2 AND start_offset = $3",
+                    ),
+                };
+                let done = statement
+                    .bind(self.step_run_id)
+                    .bind(self.attempt)
+                    .bind(to_i64(last))
+                    .bind(bytes)
+                    .execute(&mut *self.conn)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::corrupt("a log's last chunk is missing"));
+                }
+                *self.stored += bytes.len() as u64;
+                return Ok(());
             }
         }
         for piece in bytes.chunks(CHUNK_BYTES) {
@@ -422,7 +549,7 @@ impl ChunkWriter<'_> {
         .bind(self.step_run_id)
         .bind(self.attempt)
         .bind(to_i64(start))
-        .bind(bytes.to_vec())
+        .bind(bytes)
         .execute(&mut *self.conn)
         .await?;
         *self.stored += bytes.len() as u64;

@@ -275,13 +275,10 @@ impl JobQueue for Store {
         let backend = self.backend();
         let token = LeaseToken::generate();
         self.db()
-            .write_repeatable(
-                true,
-                (backend, request, token),
-                |conn, (backend, request, token)| {
-                    Box::pin(ops::claim(conn, *backend, request, token))
-                },
-            )
+            .write_one_statement((backend, request, token), |conn, data, wrap| {
+                let (backend, request, token) = data;
+                Box::pin(ops::claim(conn, *backend, request, token, wrap))
+            })
             .await
     }
 
@@ -291,11 +288,13 @@ impl JobQueue for Store {
         now: Timestamp,
         lease: Duration,
     ) -> Result<Heartbeat, StoreError> {
+        let backend = self.backend();
         let token = token.clone();
         let until = sql::millis(now + lease);
         self.db()
-            .write_repeatable(true, (token, until), |conn, (token, until)| {
-                Box::pin(ops::heartbeat(conn, token, *until))
+            .write_one_statement((backend, token, until), |conn, data, wrap| {
+                let (backend, token, until) = data;
+                Box::pin(ops::heartbeat(conn, *backend, token, *until, wrap))
             })
             .await
     }
@@ -351,13 +350,10 @@ impl JobQueue for Store {
         let backend = self.backend();
         let token = token.clone();
         self.db()
-            .write_repeatable(
-                false,
-                (backend, token, outcome, now),
-                |conn, (backend, token, outcome, now)| {
-                    Box::pin(ops::complete(conn, *backend, token, outcome, *now))
-                },
-            )
+            .write_one_statement((backend, token, outcome, now), |conn, data, wrap| {
+                let (backend, token, outcome, now) = data;
+                Box::pin(ops::complete(conn, *backend, token, outcome, *now, wrap))
+            })
             .await
     }
 

@@ -529,7 +529,7 @@ impl RunStore for Store {
         pipeline_id: &str,
         query: &RunQuery,
     ) -> Result<Page<RunSummary>, StoreError> {
-        read::list_runs(self.db().reader(), pipeline_id, query).await
+        read::list_runs(self.db().reader(), self.backend(), pipeline_id, query).await
     }
 
     async fn active_runs(&self) -> Result<Vec<RunRecord>, StoreError> {

@@ -5,11 +5,13 @@ use super::{
     NewArtifact, QueueStats, StepReport,
 };
 use crate::config::Backend;
+use crate::db::{Fast, Wrap, wrapped};
 use crate::error::StoreError;
 use crate::sql;
 use runnel_domain::Timestamp;
 use runnel_domain::status::{JobStatus, StepStatus};
 use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 /// The sweeper handles at most this many expired leases per transaction.
@@ -104,16 +106,20 @@ pub(crate) async fn enqueue(
 
 /// The claim statements: one per backend and pool mode. Each also marks the job run RUNNING:
 /// PostgreSQL with a data-modifying CTE, SQLite with the `job_attempts_claimed` trigger.
-const CLAIM_SQLITE_DEFAULT_POOL: &str = "UPDATE job_attempts SET state = 'leased', lease_token = $1, worker_id = $2, \
-     claimed_at = $3, lease_expires_at = $4 \
-     WHERE id = (SELECT id FROM job_attempts WHERE state = 'queued' AND pool IS NULL \
-                 ORDER BY queued_at, id LIMIT 1) \
-     RETURNING id, job_run_id, run_id, attempt, try_number";
-const CLAIM_SQLITE_POOL: &str = "UPDATE job_attempts SET state = 'leased', lease_token = $1, worker_id = $2, \
-     claimed_at = $3, lease_expires_at = $4 \
-     WHERE id = (SELECT id FROM job_attempts WHERE state = 'queued' AND pool = $5 \
-                 ORDER BY queued_at, id LIMIT 1) \
-     RETURNING id, job_run_id, run_id, attempt, try_number";
+macro_rules! claim_sqlite {
+    ($pool:literal) => {
+        concat!(
+            "UPDATE job_attempts SET state = 'leased', lease_token = $1, worker_id = $2, \
+             claimed_at = $3, lease_expires_at = $4 \
+             WHERE id = (SELECT id FROM job_attempts WHERE state = 'queued' AND ",
+            $pool,
+            " ORDER BY queued_at, id LIMIT 1) \
+             RETURNING id, job_run_id, run_id, attempt, try_number"
+        )
+    };
+}
+const CLAIM_SQLITE_DEFAULT_POOL: [&str; 4] = wrapped!(claim_sqlite!("pool IS NULL"));
+const CLAIM_SQLITE_POOL: [&str; 4] = wrapped!(claim_sqlite!("pool = $5"));
 const CLAIM_POSTGRES_DEFAULT_POOL: &str = "WITH claimed AS ( \
        UPDATE job_attempts SET state = 'leased', lease_token = $1, worker_id = $2, \
        claimed_at = $3, lease_expires_at = $4 \
@@ -135,16 +141,18 @@ const CLAIM_POSTGRES_POOL: &str = "WITH claimed AS ( \
        exec_id = $2, last_dispatch_id = claimed.id FROM claimed WHERE job_runs.id = claimed.job_run_id) \
      SELECT id, job_run_id, run_id, attempt, try_number FROM claimed";
 
+/// Claims in ONE statement (see [`Wrap`] for what the SQLite writer sends along with it).
 pub(crate) async fn claim(
     conn: &mut AnyConnection,
     backend: Backend,
     request: &ClaimRequest,
     token: &LeaseToken,
-) -> Result<Option<Lease>, StoreError> {
+    wrap: Wrap,
+) -> Result<Fast<Option<Lease>>, StoreError> {
     let expires_at = request.now + request.lease;
     let statement = match (backend, request.pool.is_some()) {
-        (Backend::Sqlite, false) => CLAIM_SQLITE_DEFAULT_POOL,
-        (Backend::Sqlite, true) => CLAIM_SQLITE_POOL,
+        (Backend::Sqlite, false) => wrap.pick_single(&CLAIM_SQLITE_DEFAULT_POOL),
+        (Backend::Sqlite, true) => wrap.pick_single(&CLAIM_SQLITE_POOL),
         (Backend::Postgres, false) => CLAIM_POSTGRES_DEFAULT_POOL,
         (Backend::Postgres, true) => CLAIM_POSTGRES_POOL,
     };
@@ -156,42 +164,65 @@ pub(crate) async fn claim(
     if let Some(pool) = &request.pool {
         query = query.bind(pool);
     }
-    let Some(row) = query.fetch_optional(&mut *conn).await? else {
-        return Ok(None);
-    };
-    let lease = Lease {
-        token: token.clone(),
-        attempt_id: sql::text(&row, "id")?,
-        job_run_id: sql::text(&row, "job_run_id")?,
-        run_id: sql::text(&row, "run_id")?,
-        attempt: sql::int(&row, "attempt")?,
-        try_number: sql::int(&row, "try_number")?,
-        expires_at,
+    // `fetch_all`: a command carrying `COMMIT` must run to its end.
+    let rows = query.fetch_all(&mut *conn).await?;
+    let Some(row) = rows.first() else {
+        return Ok(Fast::Done(Ok(None)));
     };
     // The job run became RUNNING in the same statement (CTE on PostgreSQL, trigger on SQLite).
-    Ok(Some(lease))
+    Ok(Fast::Done(lease_from(row, token, expires_at).map(Some)))
 }
 
-pub(crate) async fn heartbeat(
-    conn: &mut AnyConnection,
+fn lease_from(
+    row: &AnyRow,
     token: &LeaseToken,
-    until: i64,
-) -> Result<super::Heartbeat, StoreError> {
-    let row = sqlx::query(
+    expires_at: Timestamp,
+) -> Result<Lease, StoreError> {
+    Ok(Lease {
+        token: token.clone(),
+        attempt_id: sql::text(row, "id")?,
+        job_run_id: sql::text(row, "job_run_id")?,
+        run_id: sql::text(row, "run_id")?,
+        attempt: sql::int(row, "attempt")?,
+        try_number: sql::int(row, "try_number")?,
+        expires_at,
+    })
+}
+
+macro_rules! heartbeat_statement {
+    () => {
         "UPDATE job_attempts SET lease_expires_at = CASE WHEN lease_expires_at > $2 \
          THEN lease_expires_at ELSE $2 END \
          WHERE lease_token = $1 AND state = 'leased' RETURNING lease_expires_at, \
-         (SELECT is_cancel_requested FROM runs WHERE runs.id = job_attempts.run_id) AS is_cancel_requested",
-    )
-    .bind(token.as_str())
-    .bind(until)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(StoreError::LeaseLost)?;
-    Ok(super::Heartbeat {
-        expires_at: sql::ts(&row, "lease_expires_at")?,
-        is_cancel_requested: sql::opt_int(&row, "is_cancel_requested")?.unwrap_or(0) != 0,
-    })
+         (SELECT is_cancel_requested FROM runs WHERE runs.id = job_attempts.run_id) AS is_cancel_requested"
+    };
+}
+const HEARTBEAT: [&str; 4] = wrapped!(heartbeat_statement!());
+
+pub(crate) async fn heartbeat(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    token: &LeaseToken,
+    until: i64,
+    wrap: Wrap,
+) -> Result<Fast<super::Heartbeat>, StoreError> {
+    let statement = match backend {
+        Backend::Sqlite => wrap.pick_single(&HEARTBEAT),
+        Backend::Postgres => heartbeat_statement!(),
+    };
+    let rows = sqlx::query(statement)
+        .bind(token.as_str())
+        .bind(until)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(Fast::Done(
+        rows.first().ok_or(StoreError::LeaseLost).and_then(|row| {
+            Ok(super::Heartbeat {
+                expires_at: sql::ts(row, "lease_expires_at")?,
+                is_cancel_requested: sql::opt_int(row, "is_cancel_requested")?.unwrap_or(0) != 0,
+            })
+        }),
+    ))
 }
 
 pub(crate) async fn report_step(
@@ -296,41 +327,46 @@ pub(crate) async fn record_artifact(
     Ok(id.to_owned())
 }
 
+macro_rules! complete_sqlite {
+    () => {
+        "UPDATE job_attempts SET state = 'completed', outcome = $2, outcome_message = $3, finished_at = $4 \
+         WHERE lease_token = $1 AND state = 'leased' RETURNING job_run_id, run_id, attempt"
+    };
+}
+const COMPLETE_SQLITE: [&str; 4] = wrapped!(complete_sqlite!());
+const COMPLETE_POSTGRES: &str = "WITH ended AS ( \
+       UPDATE job_attempts SET state = 'completed', outcome = $2, outcome_message = $3, finished_at = $4 \
+       WHERE lease_token = $1 AND state = 'leased' RETURNING job_run_id, run_id, attempt), \
+     job AS ( \
+       UPDATE job_runs SET status = $2, message = COALESCE($3, job_runs.message), end_time = $4 \
+       FROM ended WHERE job_runs.id = ended.job_run_id), \
+     steps AS ( \
+       UPDATE step_runs SET status = CASE WHEN step_runs.status IN ('INIT', 'QUEUED') THEN 'SKIPPED' \
+       ELSE $5 END, end_time = $4 FROM ended WHERE step_runs.job_run_id = ended.job_run_id \
+       AND step_runs.status IN ('INIT', 'QUEUED', 'RUNNING', 'PAUSED')) \
+     SELECT job_run_id, run_id, attempt FROM ended";
+
+/// Completes in ONE statement that also ends the job run and closes its steps (CTE on
+/// PostgreSQL, the `job_attempts_completed` trigger on SQLite); the row lock it takes orders it
+/// against the sweeper. When it changes nothing, reads tell a replay from a stale token.
 pub(crate) async fn complete(
     conn: &mut AnyConnection,
     backend: Backend,
     token: &LeaseToken,
     outcome: &JobOutcome,
     now: Timestamp,
-) -> Result<super::FinishedJob, StoreError> {
-    // The common case in one statement that also ends the job run and closes its steps (CTE on
-    // PostgreSQL, the `job_attempts_completed` trigger on SQLite); the row lock it takes orders
-    // it against the sweeper.
+    wrap: Wrap,
+) -> Result<Fast<super::FinishedJob>, StoreError> {
     let running_becomes = match outcome.status {
         JobStatus::Canceled => StepStatus::Canceled,
         JobStatus::Completed => StepStatus::Completed,
         _ => StepStatus::Failed,
     };
-    let query = match backend {
-        Backend::Sqlite => sqlx::query(
-            "UPDATE job_attempts SET state = 'completed', outcome = $2, outcome_message = $3, finished_at = $4 \
-             WHERE lease_token = $1 AND state = 'leased' RETURNING job_run_id, run_id, attempt",
-        ),
-        Backend::Postgres => sqlx::query(
-            "WITH ended AS ( \
-               UPDATE job_attempts SET state = 'completed', outcome = $2, outcome_message = $3, finished_at = $4 \
-               WHERE lease_token = $1 AND state = 'leased' RETURNING job_run_id, run_id, attempt), \
-             job AS ( \
-               UPDATE job_runs SET status = $2, message = COALESCE($3, job_runs.message), end_time = $4 \
-               FROM ended WHERE job_runs.id = ended.job_run_id), \
-             steps AS ( \
-               UPDATE step_runs SET status = CASE WHEN step_runs.status IN ('INIT', 'QUEUED') THEN 'SKIPPED' \
-               ELSE $5 END, end_time = $4 FROM ended WHERE step_runs.job_run_id = ended.job_run_id \
-               AND step_runs.status IN ('INIT', 'QUEUED', 'RUNNING', 'PAUSED')) \
-             SELECT job_run_id, run_id, attempt FROM ended",
-        ),
+    let statement = match backend {
+        Backend::Sqlite => wrap.pick_single(&COMPLETE_SQLITE),
+        Backend::Postgres => COMPLETE_POSTGRES,
     };
-    let mut query = query
+    let mut query = sqlx::query(statement)
         .bind(token.as_str())
         .bind(outcome.status.as_str())
         .bind(outcome.message.as_deref())
@@ -338,16 +374,27 @@ pub(crate) async fn complete(
     if backend == Backend::Postgres {
         query = query.bind(running_becomes.as_str());
     }
-    if let Some(row) = query.fetch_optional(&mut *conn).await? {
-        return Ok(super::FinishedJob {
-            run_id: sql::text(&row, "run_id")?,
-            job_run_id: sql::text(&row, "job_run_id")?,
-            attempt: sql::int(&row, "attempt")?,
-            status: outcome.status,
-            is_replay: false,
-        });
+    let rows = query.fetch_all(&mut *conn).await?;
+    if let Some(row) = rows.first() {
+        return Ok(Fast::Done((|| {
+            Ok(super::FinishedJob {
+                run_id: sql::text(row, "run_id")?,
+                job_run_id: sql::text(row, "job_run_id")?,
+                attempt: sql::int(row, "attempt")?,
+                status: outcome.status,
+                is_replay: false,
+            })
+        })()));
     }
-    // Not leased (any more): a replay of this very completion, or a stale token.
+    Ok(Fast::Done(completed_before(conn, token, outcome).await))
+}
+
+/// Not leased (any more): a replay of this very completion, or a stale token.
+async fn completed_before(
+    conn: &mut AnyConnection,
+    token: &LeaseToken,
+    outcome: &JobOutcome,
+) -> Result<super::FinishedJob, StoreError> {
     let row = sqlx::query(
         "SELECT job_run_id, run_id, attempt, state, outcome FROM job_attempts WHERE lease_token = $1",
     )

@@ -224,3 +224,134 @@ conformance! {
         assert!(matches!(store.append(&lease.token, &steps[0], 14, b"late".to_vec(), at(2)).await, Err(StoreError::LeaseLost)));
     }
 }
+
+/// Bytes that are not valid UTF-8 and contain NULs, so a backend that treated them as text
+/// anywhere (the in-place merge of small appends concatenates) would show.
+fn binary_bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|index| (index as u8).wrapping_mul(31).wrapping_add(seed) ^ 0x80)
+        .collect()
+}
+
+conformance! {
+    async fn small_and_large_appends_in_any_order_read_back_exactly(db) {
+        let store = db.open().await;
+        let (lease, steps, _) = leased_step(&store).await;
+        let step = &steps[0];
+        // Sizes around the merge threshold (16 KiB) and the chunk size (64 KiB), in an order
+        // that merges small appends, starts new chunks after large ones and splits one > 64 KiB.
+        let sizes = [
+            1, 0, 100, 16_383, 16_384, 7, 65_536, 3, 5, 70_000, 16_385, 1, 131_073, 2, 65_535, 9_000, 9_000,
+        ];
+        let mut expected = Vec::new();
+        for (index, size) in sizes.into_iter().enumerate() {
+            let piece = binary_bytes(size, index as u8);
+            let got = store
+                .append(&lease.token, step, expected.len() as u64, piece.clone(), at(index as i64))
+                .await
+                .unwrap();
+            expected.extend_from_slice(&piece);
+            assert_eq!(got.next_offset, expected.len() as u64, "append {index} of {size} bytes");
+            assert!(!got.is_truncated);
+            // A retry of the same append (the answer was lost) changes nothing.
+            if size > 0 {
+                let again = store
+                    .append(&lease.token, step, (expected.len() - size) as u64, piece, at(index as i64))
+                    .await
+                    .unwrap();
+                assert!(again.is_duplicate);
+                assert_eq!(again.next_offset, expected.len() as u64);
+            }
+        }
+        assert_eq!(read_all(&store, step, 65_536).await, expected);
+        assert_eq!(read_all(&store, step, 1_000).await, expected);
+        assert_eq!(read_all_backwards(&store, step, 65_536).await, expected);
+        let info = store.log_info(step, None).await.unwrap().unwrap();
+        assert_eq!((info.received, info.stored), (expected.len() as u64, expected.len() as u64));
+        // Different bytes at a stored offset are a conflict; a gap is refused.
+        assert!(matches!(
+            store.append(&lease.token, step, 0, vec![0xff; 10], at(50)).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.append(&lease.token, step, expected.len() as u64 + 1, vec![1; 20_000], at(51)).await,
+            Err(StoreError::OffsetMismatch { expected: e }) if e == expected.len() as u64
+        ));
+        // Once the attempt is completed its token writes nothing, small or large.
+        store
+            .complete(&lease.token, JobOutcome { status: JobStatus::Completed, message: None }, at(60))
+            .await
+            .unwrap();
+        for size in [10, 20_000] {
+            let err = store
+                .append(&lease.token, step, expected.len() as u64, vec![1; size], at(61))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+        }
+        assert_eq!(read_all(&store, step, 65_536).await, expected);
+    }
+}
+
+conformance! {
+    async fn concurrent_streams_and_stale_writers_commit_together_byte_exactly(db) {
+        let store = db.open().await;
+        // Several jobs stream at once (their appends share commits on SQLite), while writers
+        // holding a superseded token keep trying: they are refused and change nothing (G2).
+        let mut streams = Vec::new();
+        for _ in 0..4 {
+            let (lease, steps, _) = leased_step(&store).await;
+            streams.push((lease, steps[0].clone()));
+        }
+        let mut tasks = Vec::new();
+        for (index, (lease, step)) in streams.iter().cloned().enumerate() {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut log = Vec::new();
+                let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ index as u64;
+                for round in 0..60 {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let size = match state % 4 {
+                        0 => 1 + (state >> 8) as usize % 300,
+                        1 => 1 + (state >> 8) as usize % 16_000,
+                        2 => 16_384 + (state >> 8) as usize % 49_152,
+                        _ => 65_536,
+                    };
+                    let piece = binary_bytes(size, round as u8);
+                    let got = store
+                        .append(&lease.token, &step, log.len() as u64, piece.clone(), at(round))
+                        .await
+                        .unwrap();
+                    log.extend_from_slice(&piece);
+                    assert_eq!(got.next_offset, log.len() as u64);
+                }
+                (step, log)
+            }));
+        }
+        let stale = LeaseToken::new(new_id());
+        let mut stale_tasks = Vec::new();
+        for (_, step) in &streams {
+            let store = store.clone();
+            let stale = stale.clone();
+            let step = step.clone();
+            stale_tasks.push(tokio::spawn(async move {
+                for round in 0..30 {
+                    let size = if round % 2 == 0 { 100 } else { 40_000 };
+                    let err = store.append(&stale, &step, 0, vec![7; size], at(round)).await.unwrap_err();
+                    assert!(matches!(err, StoreError::LeaseLost), "{err:?}");
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        for task in stale_tasks {
+            task.await.unwrap();
+        }
+        for task in tasks {
+            let (step, log) = task.await.unwrap();
+            assert_eq!(read_all(&store, &step, 65_536).await, log);
+            assert_eq!(read_all_backwards(&store, &step, 9_999).await, log);
+        }
+    }
+}

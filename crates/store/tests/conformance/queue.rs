@@ -174,3 +174,55 @@ conformance! {
         assert!(detail.stages[0].jobs.iter().all(|job| job.status == JobStatus::Canceled));
     }
 }
+
+conformance! {
+    async fn refusals_committed_in_the_same_batch_change_nothing_and_undo_nothing(db) {
+        // Many workers at once: on SQLite their claims, heartbeats and completions share
+        // commits, and refused ones (stale heartbeats, replays, a superseded token) sit among
+        // them in every position of a batch. Each job must be claimed and completed exactly
+        // once, every refusal must change nothing, and no accepted write may be lost or
+        // applied twice.
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "q").await;
+        let (run, jobs) = queued_run(&store, &pipeline.id, &RunShape { jobs_per_stage: vec![120], steps_per_job: 1 }, None, at(0)).await;
+        let stale = LeaseToken::new(new_id());
+        let mut handles = Vec::new();
+        for worker in 0..12 {
+            let store = store.clone();
+            let stale = stale.clone();
+            handles.push(tokio::spawn(async move {
+                let mut done = Vec::new();
+                while let Some(lease) = store.claim(claim_request(&format!("w{worker}"), None, at(1), 60_000)).await.unwrap() {
+                    let beat = store.heartbeat(&lease.token, at(2), std::time::Duration::from_secs(120)).await.unwrap();
+                    assert_eq!(beat.expires_at, at(120_002));
+                    assert!(matches!(store.heartbeat(&stale, at(2), std::time::Duration::from_secs(1)).await, Err(StoreError::LeaseLost)));
+                    let first = store.complete(&lease.token, completed(), at(3)).await.unwrap();
+                    assert!(!first.is_replay);
+                    let again = store.complete(&lease.token, completed(), at(4)).await.unwrap();
+                    assert!(again.is_replay);
+                    assert!(matches!(store.heartbeat(&lease.token, at(5), std::time::Duration::from_secs(1)).await, Err(StoreError::LeaseLost)));
+                    assert!(matches!(store.complete(&stale, completed(), at(5)).await, Err(StoreError::LeaseLost)));
+                    done.push(lease.job_run_id);
+                }
+                done
+            }));
+        }
+        let mut all = Vec::new();
+        for handle in handles {
+            all.extend(handle.await.unwrap());
+        }
+        all.sort();
+        let mut expected = jobs.clone();
+        expected.sort();
+        assert_eq!(all, expected, "every job claimed and completed exactly once");
+        let stats = store.queue_stats(at(10)).await.unwrap();
+        assert_eq!((stats.queued, stats.leased), (0, 0), "nothing claimed behind a worker's back");
+        let detail = store.run_detail(&run.id).await.unwrap().unwrap();
+        for job in &detail.stages[0].jobs {
+            assert_eq!(job.status, JobStatus::Completed);
+            assert_eq!(job.attempt, 1);
+            assert_eq!(job.steps[0].status, StepStatus::Skipped, "never reported: skipped by the completion");
+        }
+    }
+}
