@@ -1,4 +1,5 @@
-//! `runnel`: the one binary. `exec` and `lint` work on a pipeline file locally, without a server.
+//! `runnel`: the one binary. `serve` runs the server; `exec` and `lint` work on a pipeline file
+//! locally, without a server.
 
 mod bench;
 mod exec;
@@ -6,6 +7,7 @@ mod lint;
 mod pipeline_file;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Runnel — a self-hosted CI/CD pipeline service.
@@ -18,6 +20,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server: API, engine and the built-in executor pool.
+    ///
+    /// Settings: defaults < TOML file (--config or $RUNNEL_CONFIG) < environment
+    /// (RUNNEL__SECTION__KEY) < these flags; see docs/configuration.md.
+    /// Exit status: 0 after a graceful shutdown (SIGTERM or SIGINT), 1 when the server fails,
+    /// 2 for invalid settings.
+    Serve(ServeArgs),
     /// Run a pipeline file on this machine, without a server.
     ///
     /// Exit status: 0 when the run COMPLETED, 1 when it failed or was cancelled, 2 for invalid input.
@@ -33,19 +42,75 @@ enum Command {
     },
 }
 
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The TOML settings file (default: $RUNNEL_CONFIG, else none).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the SQLite database, the secret key and the bootstrap credentials live
+    /// (storage.data_dir, default ./runnel-data).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The address to listen on (server.listen, default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// A PostgreSQL URL (storage.database_url); prefer RUNNEL__STORAGE__DATABASE_URL, since
+    /// flags are visible in `ps`.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Jobs the built-in executor pool runs at once (executor.slots, default: CPU cores).
+    #[arg(long, value_name = "N")]
+    executor_slots: Option<String>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
     let result = match cli.command {
-        Command::Exec(args) => exec::run(args),
-        Command::Lint(args) => lint::run(&args),
-        Command::Bench { command } => bench::run(command),
+        // The server sets up its own logging from its settings.
+        Command::Serve(args) => serve(args),
+        Command::Exec(args) => {
+            init_tracing();
+            exec::run(args)
+        }
+        Command::Lint(args) => {
+            init_tracing();
+            lint::run(&args)
+        }
+        Command::Bench { command } => {
+            init_tracing();
+            bench::run(command)
+        }
     };
     match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("runnel: {err:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `runnel serve`: invalid settings are an error (exit 2); a failure of the server exits 1.
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let flags = runnel_server::Flags {
+        config: args.config,
+        data_dir: args.data_dir,
+        listen: args.listen,
+        database_url: args.database_url,
+        executor_slots: args.executor_slots,
+    };
+    let sources = runnel_server::SettingsSources::from_process(flags)?;
+    let settings = runnel_server::Settings::load(&sources)?;
+    runnel_server::init_logging(&settings.logging)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| anyhow::anyhow!("cannot start the async runtime: {err}"))?;
+    match runtime.block_on(runnel_server::serve(settings)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(err) => {
+            eprintln!("runnel: {err:#}");
+            Ok(ExitCode::from(1))
         }
     }
 }

@@ -1,0 +1,10 @@
+//! The API through `Router::oneshot` on a real SQLite store and a real engine (spec §1, §4, §5,
+//! §10): authentication, the access matrix (S1), bad input changing nothing, the run flow,
+//! idempotency (G6) and secrets (S2).
+
+mod access;
+mod bad_input;
+mod harness;
+mod iam;
+mod pipelines;
+mod runs;
