@@ -12,6 +12,7 @@
 //! (`authz::Member` checks the project and role, `extract::JsonBody` the body) → handler.
 
 mod actions;
+mod admin;
 mod auth;
 mod authz;
 mod definition;
@@ -19,10 +20,14 @@ mod dto;
 mod error;
 mod extract;
 mod iam;
+mod legacy;
 mod logs;
 mod middleware;
+mod organize;
 mod pipelines;
 mod runs;
+mod templates;
+mod webhooks;
 
 pub use auth::ratelimit::RateLimit;
 
@@ -155,6 +160,11 @@ pub fn router(state: ApiState) -> axum::Router {
             post(actions::manual_refuse),
         )
         .route("/v3/projects", get(iam::projects))
+        // Each area's routes live in its own module.
+        .merge(organize::routes())
+        .merge(templates::routes())
+        .merge(legacy::routes())
+        .merge(admin::routes())
         .route_layer(authenticate.clone());
     let tokens = axum::Router::new().route(
         "/v3/auth/tokens",
@@ -166,6 +176,8 @@ pub fn router(state: ApiState) -> axum::Router {
     );
     protected
         .merge(tokens)
+        // Webhooks authenticate with their trigger's secret, not with a token.
+        .merge(webhooks::routes())
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::route_not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))

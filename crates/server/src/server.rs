@@ -299,9 +299,13 @@ async fn serve_http(
     router: axum::Router,
     stop: CancellationToken,
 ) -> io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
+    // Connection info feeds the per-source login rate limit.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.cancelled_owned())
+    .await
 }
 
 /// `http://<bound address>`, with a loopback address for an unspecified one (`0.0.0.0`).

@@ -162,6 +162,7 @@ impl Settings {
         let mut config = ApiConfig::default();
         config.public_url = public_url.to_owned();
         config.region = self.api.region.clone();
+        config.utc_offset_minutes = self.engine.utc_offset_minutes;
         config
     }
 
