@@ -10,11 +10,14 @@ use crate::error::{ApiError, Missing};
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use axum::Json;
 use axum::extract::State;
+use runnel_domain::status::RunStatus;
 use runnel_engine::DelayAction;
 use runnel_store::{RunDetail, RunRecord, RunStore, StepPlacement};
 use serde::Deserialize;
 
 /// `POST …/pipeline-runs/{pipeline_run_id}/stop` (§5.2).
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/pipeline-runs/{pipeline_run_id}/stop", tag = "Run actions",
+    responses((status = 200, description = "Stopped", body = Success)))]
 pub(crate) async fn stop(
     State(state): State<AppState>,
     member: Member,
@@ -33,6 +36,8 @@ pub(crate) async fn stop(
 
 /// `PUT …/pipeline-runs/{pipeline_run_id}/retry` (§5.3): the run's failed or cancelled jobs
 /// (or `job_run_ids`) run again within the same run.
+#[utoipa::path(put, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/pipeline-runs/{pipeline_run_id}/retry", tag = "Run actions", request_body = RetryBody,
+    responses((status = 200, description = "Retrying", body = Success)))]
 pub(crate) async fn retry(
     State(state): State<AppState>,
     member: Member,
@@ -54,13 +59,17 @@ pub(crate) async fn retry(
     Ok(Json(SUCCESS))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `?approval_description=`: the review comment (§5.9).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ReviewQuery {
     #[serde(default)]
     approval_description: Option<String>,
 }
 
 /// `POST …/jobs/{job_run_id}/steps/{step_run_id}/pass` (§5.9).
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/pipeline-runs/{pipeline_run_id}/jobs/{job_run_id}/steps/{step_run_id}/pass", tag = "Run actions", params(ReviewQuery),
+    responses((status = 200, description = "Passed", body = Success)))]
 pub(crate) async fn review_pass(
     State(state): State<AppState>,
     member: Member,
@@ -71,6 +80,8 @@ pub(crate) async fn review_pass(
 }
 
 /// `POST …/jobs/{job_run_id}/steps/{step_run_id}/refuse` (§5.9).
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/pipeline-runs/{pipeline_run_id}/jobs/{job_run_id}/steps/{step_run_id}/refuse", tag = "Run actions", params(ReviewQuery),
+    responses((status = 200, description = "Refused", body = Success)))]
 pub(crate) async fn review_refuse(
     State(state): State<AppState>,
     member: Member,
@@ -95,8 +106,8 @@ async fn review(
             "may have at most 1024 characters",
         ));
     }
-    let run = run_of(state, member, &path.pipeline_id, &path.pipeline_run_id).await?;
-    let detail = detail_of(state, &run).await?;
+    let detail = run_detail_of(state, member, &path.pipeline_id, &path.pipeline_run_id).await?;
+    let run = &detail.run;
     let step_run_id = job_step(&detail, &path.job_run_id, &path.step_run_id)?;
     state
         .api
@@ -108,9 +119,11 @@ async fn review(
 }
 
 /// Optional body of `…/delay`: how many seconds to extend the wait by (inferred; default 1 h).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct DelayBody {
+    /// Seconds, from 1 to 604800 (default 3600).
     #[serde(default, deserialize_with = "lenient_i64")]
+    #[schema(value_type = Option<i64>)]
     delay_time: Option<i64>,
 }
 
@@ -118,6 +131,8 @@ pub(crate) struct DelayBody {
 const MAX_DELAY_SECONDS: i64 = 7 * 24 * 3600;
 
 /// `POST …/jobs/{job_run_id}/steps/{step_run_id}/delay` (§5.11).
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/pipeline-runs/{pipeline_run_id}/jobs/{job_run_id}/steps/{step_run_id}/delay", tag = "Run actions", request_body = DelayBody,
+    responses((status = 200, description = "The wait was extended", body = Success)))]
 pub(crate) async fn delay(
     State(state): State<AppState>,
     member: Member,
@@ -133,6 +148,8 @@ pub(crate) async fn delay(
 }
 
 /// `POST …/jobs/{job_run_id}/steps/{step_run_id}/delay-pass` (§5.11).
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/pipeline-runs/{pipeline_run_id}/jobs/{job_run_id}/steps/{step_run_id}/delay-pass", tag = "Run actions",
+    responses((status = 200, description = "The delay ended; the run goes on", body = Success)))]
 pub(crate) async fn delay_pass(
     State(state): State<AppState>,
     member: Member,
@@ -142,6 +159,8 @@ pub(crate) async fn delay_pass(
 }
 
 /// `POST …/jobs/{job_run_id}/steps/{step_run_id}/delay-refuse` (§5.11).
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/pipeline-runs/{pipeline_run_id}/jobs/{job_run_id}/steps/{step_run_id}/delay-refuse", tag = "Run actions",
+    responses((status = 200, description = "The delay ended; the step failed", body = Success)))]
 pub(crate) async fn delay_refuse(
     State(state): State<AppState>,
     member: Member,
@@ -157,8 +176,8 @@ async fn delay_step(
     action: DelayAction,
 ) -> Result<Json<Success>, ApiError> {
     member.require(Action::Execute)?;
-    let run = run_of(state, member, &path.pipeline_id, &path.pipeline_run_id).await?;
-    let detail = detail_of(state, &run).await?;
+    let detail = run_detail_of(state, member, &path.pipeline_id, &path.pipeline_run_id).await?;
+    let run = &detail.run;
     let step_run_id = job_step(&detail, &path.job_run_id, &path.step_run_id)?;
     state
         .api
@@ -170,6 +189,8 @@ async fn delay_step(
 }
 
 /// `POST …/pipeline-runs/{pipeline_run_id}/steps/{step_run_id}/manual/pass` (§5.10).
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/pipeline-runs/{pipeline_run_id}/steps/{step_run_id}/manual/pass", tag = "Run actions",
+    responses((status = 200, description = "The stage starts", body = Success)))]
 pub(crate) async fn manual_pass(
     State(state): State<AppState>,
     member: Member,
@@ -179,6 +200,8 @@ pub(crate) async fn manual_pass(
 }
 
 /// `POST …/pipeline-runs/{pipeline_run_id}/steps/{step_run_id}/manual/refuse` (§5.11).
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/pipeline-runs/{pipeline_run_id}/steps/{step_run_id}/manual/refuse", tag = "Run actions",
+    responses((status = 200, description = "The stage does not start", body = Success)))]
 pub(crate) async fn manual_refuse(
     State(state): State<AppState>,
     member: Member,
@@ -194,8 +217,8 @@ async fn admission(
     pass: bool,
 ) -> Result<Json<Success>, ApiError> {
     member.require(Action::Execute)?;
-    let run = run_of(state, member, &path.pipeline_id, &path.pipeline_run_id).await?;
-    let detail = detail_of(state, &run).await?;
+    let detail = run_detail_of(state, member, &path.pipeline_id, &path.pipeline_run_id).await?;
+    let run = &detail.run;
     let is_gate = detail
         .stages
         .iter()
@@ -220,8 +243,20 @@ pub(crate) async fn run_of(
     pipeline_id: &str,
     run_id: &str,
 ) -> Result<RunRecord, ApiError> {
-    let pipeline = member.pipeline(state, pipeline_id).await?;
-    member.run(state, &pipeline, run_id).await
+    let pipeline = member.pipeline_head(state, pipeline_id).await?;
+    member.run_of_pipeline(state, &pipeline.id, run_id).await
+}
+
+/// The run with its stages, jobs and steps, when it belongs to the pipeline, which belongs to
+/// the member's project.
+pub(crate) async fn run_detail_of(
+    state: &AppState,
+    member: &Member,
+    pipeline_id: &str,
+    run_id: &str,
+) -> Result<RunDetail, ApiError> {
+    let pipeline = member.pipeline_head(state, pipeline_id).await?;
+    member.run_detail(state, &pipeline.id, run_id).await
 }
 
 pub(crate) async fn detail_of(state: &AppState, run: &RunRecord) -> Result<RunDetail, ApiError> {
@@ -249,4 +284,62 @@ pub(crate) fn job_step(
         .find(|step| step.id == step_run_id)
         .map(|step| step.id.clone())
         .ok_or(ApiError::NotFound(Missing::Step))
+}
+
+/// `POST …/jobs/{job_run_id}/steps/{step_run_id}/resume` (§5.11): resumes a step suspended
+/// by the pipeline-suspend plugin. Runnel has no such plugin yet, so no step is ever suspended:
+/// an existing step answers `DEVPIPE.00011404`.
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/pipeline-runs/{pipeline_run_id}/jobs/{job_run_id}/steps/{step_run_id}/resume",
+    tag = "Run actions", responses((status = 200, description = "Resumed", body = Success)))]
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    member: Member,
+    PathParams(path): PathParams<StepPath>,
+) -> Result<Json<Success>, ApiError> {
+    member.require(Action::Execute)?;
+    let detail = run_detail_of(&state, &member, &path.pipeline_id, &path.pipeline_run_id).await?;
+    job_step(&detail, &path.job_run_id, &path.step_run_id)?;
+    Err(ApiError::NotAllowed(
+        "the step is not suspended: nothing to resume".to_owned(),
+    ))
+}
+
+/// `…/{pipeline_id}/{pipeline_run_id}/cancel-queuing/{queue_id}`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct QueuePath {
+    pipeline_id: String,
+    pipeline_run_id: String,
+    queue_id: String,
+}
+
+/// `POST …/{pipeline_run_id}/cancel-queuing/{queue_id}` (§5.11): removes a run waiting for a
+/// concurrency slot; it ends CANCELED without having started. The `queue_id` is the one the
+/// queued answer of §5.1 gave (the run id). A run that is not waiting answers
+/// `DEVPIPE.00011404`; one that leaves the queue between the check and the stop is stopped
+/// like `…/stop` would.
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/{pipeline_run_id}/cancel-queuing/{queue_id}",
+    tag = "Run actions", responses((status = 200, description = "Removed from the queue", body = Success)))]
+pub(crate) async fn cancel_queuing(
+    State(state): State<AppState>,
+    member: Member,
+    PathParams(path): PathParams<QueuePath>,
+) -> Result<Json<Success>, ApiError> {
+    member.require(Action::Execute)?;
+    let run = run_of(&state, &member, &path.pipeline_id, &path.pipeline_run_id).await?;
+    if path.queue_id != run.id {
+        return Err(ApiError::NotFound(Missing::Run));
+    }
+    if run.status != RunStatus::Queued {
+        return Err(ApiError::NotAllowed(format!(
+            "the run is {}, not waiting in the queue",
+            run.status
+        )));
+    }
+    state
+        .api
+        .engine
+        .stop(&run.id, &member.actor())
+        .await
+        .map_err(|err| ApiError::from_engine(err, Missing::Run))?;
+    Ok(Json(SUCCESS))
 }

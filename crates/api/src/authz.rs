@@ -9,7 +9,10 @@ use crate::error::{ApiError, Missing};
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use runnel_engine::Actor;
-use runnel_store::{IdentityStore, PipelineRecord, PipelineStore, ProjectRecord, Role, RunRecord};
+use runnel_store::{
+    IdentityStore, PipelineHead, PipelineRecord, PipelineStore, ProjectRecord, Role, RunDetail,
+    RunRecord,
+};
 use runnel_store::{RunStore, StoreError};
 
 /// What a request does, for the role check.
@@ -133,11 +136,41 @@ impl Member {
             .ok_or(ApiError::NotFound(Missing::Pipeline))
     }
 
+    /// The project's pipeline without its definition and links (one light read), or
+    /// `DEVPIPE.00011401` (also for another project's pipeline).
+    pub(crate) async fn pipeline_head(
+        &self,
+        state: &AppState,
+        pipeline_id: &str,
+    ) -> Result<PipelineHead, ApiError> {
+        if !is_valid_id(pipeline_id) {
+            return Err(ApiError::NotFound(Missing::Pipeline));
+        }
+        state
+            .api
+            .store
+            .pipeline_head(&self.project.id, pipeline_id)
+            .await
+            .map_err(|err| ApiError::from_store(err, Missing::Pipeline))?
+            .ok_or(ApiError::NotFound(Missing::Pipeline))
+    }
+
     /// A run of the pipeline, or `DEVPIPE.00011402` (also for another pipeline's run).
     pub(crate) async fn run(
         &self,
         state: &AppState,
         pipeline: &PipelineRecord,
+        run_id: &str,
+    ) -> Result<RunRecord, ApiError> {
+        self.run_of_pipeline(state, &pipeline.id, run_id).await
+    }
+
+    /// A run of the pipeline `pipeline_id` (already checked to be the project's), or
+    /// `DEVPIPE.00011402`.
+    pub(crate) async fn run_of_pipeline(
+        &self,
+        state: &AppState,
+        pipeline_id: &str,
         run_id: &str,
     ) -> Result<RunRecord, ApiError> {
         if !is_valid_id(run_id) {
@@ -149,7 +182,28 @@ impl Member {
             .run(run_id)
             .await
             .map_err(|err| ApiError::from_store(err, Missing::Run))?
-            .filter(|run| run.pipeline_id == pipeline.id)
+            .filter(|run| run.pipeline_id == pipeline_id)
+            .ok_or(ApiError::NotFound(Missing::Run))
+    }
+
+    /// A run of the pipeline `pipeline_id` with its stages, jobs and steps, or
+    /// `DEVPIPE.00011402`.
+    pub(crate) async fn run_detail(
+        &self,
+        state: &AppState,
+        pipeline_id: &str,
+        run_id: &str,
+    ) -> Result<RunDetail, ApiError> {
+        if !is_valid_id(run_id) {
+            return Err(ApiError::NotFound(Missing::Run));
+        }
+        state
+            .api
+            .store
+            .run_detail(run_id)
+            .await
+            .map_err(|err| ApiError::from_store(err, Missing::Run))?
+            .filter(|detail| detail.run.pipeline_id == pipeline_id)
             .ok_or(ApiError::NotFound(Missing::Run))
     }
 }

@@ -62,6 +62,7 @@ pub(crate) enum Missing {
     /// A job run or a step run.
     Step,
     Group,
+    Tag,
     VariableGroup,
 }
 
@@ -179,6 +180,7 @@ impl ApiError {
             ApiError::NotFound(Missing::Run) => "DEVPIPE.00011402",
             ApiError::NotFound(Missing::Step) => "DEVPIPE.00011403",
             ApiError::NotFound(Missing::Group) => "DEVPIPE.00011301",
+            ApiError::NotFound(Missing::Tag) => "DEVPIPE.00011302",
             ApiError::NotFound(Missing::VariableGroup) => "DEVPIPE.00011303",
             ApiError::Invalid { .. }
             | ApiError::BadDefinition { .. }
@@ -211,6 +213,7 @@ impl ApiError {
                 "The job run or step run does not exist.".to_owned()
             }
             ApiError::NotFound(Missing::Group) => "The pipeline group does not exist.".to_owned(),
+            ApiError::NotFound(Missing::Tag) => "The tag does not exist.".to_owned(),
             ApiError::NotFound(Missing::VariableGroup) => {
                 "The variable group does not exist.".to_owned()
             }

@@ -18,18 +18,36 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::BodyTooLarge {
-                        limit: state.api.config.max_body_bytes,
-                    }
-                } else {
-                    ApiError::MalformedJson("the body could not be read".to_owned())
-                }
-            })?;
+        let bytes = read_body(request, state).await?;
         parse_json(&bytes).map(JsonBody)
+    }
+}
+
+async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::BodyTooLarge {
+                    limit: state.api.config.max_body_bytes,
+                }
+            } else {
+                ApiError::MalformedJson("the body could not be read".to_owned())
+            }
+        })
+}
+
+/// A JSON body that is a top-level array (the batch routes, spec §1.6); an empty body is `[]`.
+/// Errors as for [`JsonBody`], with paths like `[2].pipeline_id`.
+#[derive(Debug)]
+pub(crate) struct JsonList<T>(pub(crate) Vec<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonList<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(request, state).await?;
+        parse_json_list(&bytes).map(JsonList)
     }
 }
 
@@ -54,6 +72,24 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         serde_json::from_slice(text).map_err(|err| json_error(".", err))?;
     if !document.is_object() {
         return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(document).map_err(|err| {
+        let path = err.path().to_string();
+        json_error(&path, err.into_inner())
+    })
+}
+
+/// Parses a JSON array body (empty → `[]`) into `Vec<T>`.
+pub(crate) fn parse_json_list<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, ApiError> {
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"[]"
+    } else {
+        bytes
+    };
+    let document: serde_json::Value =
+        serde_json::from_slice(text).map_err(|err| json_error(".", err))?;
+    if !document.is_array() {
+        return Err(ApiError::invalid("body", "must be a JSON array"));
     }
     serde_path_to_error::deserialize(document).map_err(|err| {
         let path = err.path().to_string();

@@ -18,6 +18,9 @@ use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 
 /// `POST /v3/auth/tokens` (password method): 201 with `X-Subject-Token`.
+#[utoipa::path(post, path = "/v3/auth/tokens", tag = "IAM", request_body = TokenRequest, params(TokenQuery), security(()),
+    responses((status = 201, description = "The token body; the token itself is the `X-Subject-Token` header", body = serde_json::Value,
+        headers(("X-Subject-Token" = String, description = "The token (valid 24 h)")))))]
 pub(crate) async fn issue_token(
     State(state): State<AppState>,
     request: Request,
@@ -110,6 +113,9 @@ pub(crate) async fn issue_token(
 }
 
 /// `GET /v3/auth/tokens`: the caller's own token named by `X-Subject-Token`, or 404.
+#[utoipa::path(get, path = "/v3/auth/tokens", tag = "IAM",
+    params(("X-Subject-Token" = String, Header, description = "One of the caller's own tokens")),
+    responses((status = 200, description = "The token body", body = serde_json::Value)))]
 pub(crate) async fn check_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -142,6 +148,9 @@ pub(crate) async fn check_token(
 }
 
 /// `DELETE /v3/auth/tokens`: revokes the caller's own token named by `X-Subject-Token` (204).
+#[utoipa::path(delete, path = "/v3/auth/tokens", tag = "IAM",
+    params(("X-Subject-Token" = String, Header, description = "One of the caller's own tokens")),
+    responses((status = 204, description = "Revoked")))]
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -159,6 +168,8 @@ pub(crate) async fn revoke_token(
 }
 
 /// `GET /v3/projects` (§10.2): the caller's domain has one IAM project, named like the region.
+#[utoipa::path(get, path = "/v3/projects", tag = "IAM", params(ProjectsQuery),
+    responses((status = 200, description = "`{projects, links}`: the domain's one IAM project when it matches", body = serde_json::Value)))]
 pub(crate) async fn projects(
     State(state): State<AppState>,
     caller: Caller,

@@ -23,13 +23,19 @@ mod iam;
 mod legacy;
 mod logs;
 mod middleware;
+mod openapi;
 mod organize;
+mod pipeline_ops;
 mod pipelines;
+mod results;
 mod runs;
+mod stream;
 mod templates;
+mod triggers;
 mod webhooks;
 
 pub use auth::ratelimit::RateLimit;
+pub use templates::{TemplateSyncError, sync_system_templates};
 
 use auth::ratelimit::Limiter;
 use axum::extract::DefaultBodyLimit;
@@ -70,6 +76,8 @@ pub struct ApiConfig {
     pub login_per_ip: RateLimit,
     /// `POST /v3/auth/tokens` attempts per domain + user name.
     pub login_per_user: RateLimit,
+    /// How often a live log stream looks for new bytes (appends carry no notification).
+    pub log_poll_interval: Duration,
 }
 
 impl Default for ApiConfig {
@@ -89,6 +97,7 @@ impl Default for ApiConfig {
                 burst: 10,
                 per_minute: 10,
             },
+            log_poll_interval: Duration::from_millis(250),
         }
     }
 }
@@ -137,6 +146,31 @@ pub fn router(state: ApiState) -> axum::Router {
         .route(&format!("{pipeline}/run"), post(runs::run))
         .route(&format!("{pipeline}/pipeline-runs/list"), post(runs::list))
         .route(&format!("{pipeline}/pipeline-runs/detail"), get(runs::detail))
+        .route(
+            "/v5/{project_id}/api/pipelines/status",
+            post(pipeline_ops::batch_status),
+        )
+        .route(
+            "/v5/{project_id}/api/pipelines/pipelines-version",
+            post(pipeline_ops::versions),
+        )
+        .route(&format!("{pipeline}/ban"), put(pipeline_ops::ban))
+        .route(&format!("{pipeline}/unban"), put(pipeline_ops::unban))
+        .route(
+            &format!("{pipeline}/list-system-vars"),
+            get(pipeline_ops::system_variables),
+        )
+        .route(&format!("{run}/steps/outputs"), get(results::step_outputs))
+        .route(&format!("{run}/artifacts"), get(results::artifacts))
+        .route(&format!("{run}/{step}/resume"), post(actions::resume))
+        .route(
+            &format!("{run}/{step}/logs/stream"),
+            get(stream::step_log_stream),
+        )
+        .route(
+            &format!("{pipeline}/{{pipeline_run_id}}/cancel-queuing/{{queue_id}}"),
+            post(actions::cancel_queuing),
+        )
         .route(&format!("{run}/stop"), post(actions::stop))
         .route(&format!("{run}/retry"), put(actions::retry))
         .route(&format!("{run}/{step}/logs"), post(logs::step_log))
@@ -144,7 +178,7 @@ pub fn router(state: ApiState) -> axum::Router {
             &format!(
                 "/v5/{{project_id}}/pipelines/{{pipeline_id}}/pipeline-runs/{{pipeline_run_id}}/{step}/logs"
             ),
-            post(logs::step_log),
+            post(logs::step_log_without_api),
         )
         .route(&format!("{run}/{step}/pass"), post(actions::review_pass))
         .route(&format!("{run}/{step}/refuse"), post(actions::review_refuse))
@@ -165,6 +199,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(templates::routes())
         .merge(legacy::routes())
         .merge(admin::routes())
+        .merge(webhooks::authenticated_routes())
         .route_layer(authenticate.clone());
     let tokens = axum::Router::new().route(
         "/v3/auth/tokens",
@@ -176,6 +211,8 @@ pub fn router(state: ApiState) -> axum::Router {
     );
     protected
         .merge(tokens)
+        // The OpenAPI document needs no credentials.
+        .route("/openapi.json", get(openapi::document))
         // Webhooks authenticate with their trigger's secret, not with a token.
         .merge(webhooks::routes())
         .fallback(error::route_not_found)

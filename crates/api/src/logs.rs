@@ -7,7 +7,7 @@
 //! whether older lines exist before `start_offset`. `level` is accepted but not applied.
 
 use crate::AppState;
-use crate::actions::{detail_of, run_of};
+use crate::actions::run_detail_of;
 use crate::authz::{Action, Member};
 use crate::dto::StepPath;
 use crate::dto::run::{LogQuery, LogResponse};
@@ -23,7 +23,9 @@ const PAGE_BYTES: u64 = 256 * 1024;
 /// The most lines one page returns.
 const MAX_LINES: i64 = 5000;
 
-/// `POST …/jobs/{job_run_id}/steps/{step_run_id}/logs`, with or without `/api`.
+/// `POST …/jobs/{job_run_id}/steps/{step_run_id}/logs`.
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/pipeline-runs/{pipeline_run_id}/jobs/{job_run_id}/steps/{step_run_id}/logs", tag = "Runs", request_body = LogQuery,
+    responses((status = 200, description = "A page of the step's log", body = LogResponse)))]
 pub(crate) async fn step_log(
     State(state): State<AppState>,
     member: Member,
@@ -59,8 +61,8 @@ pub(crate) async fn step_log(
             "must be INFO, WARN, ERROR or DEBUG",
         ));
     }
-    let run = run_of(&state, &member, &path.pipeline_id, &path.pipeline_run_id).await?;
-    let detail = detail_of(&state, &run).await?;
+    let detail = run_detail_of(&state, &member, &path.pipeline_id, &path.pipeline_run_id).await?;
+    let run = &detail.run;
     let step = detail
         .stages
         .iter()
@@ -124,6 +126,19 @@ pub(crate) async fn step_log(
         log: String::from_utf8_lossy(&data).into_owned(),
         step_run_id: step.id.clone(),
     }))
+}
+
+/// The same page at the seed's path without `/api` (§5.6).
+#[utoipa::path(post, path = "/v5/{project_id}/pipelines/{pipeline_id}/pipeline-runs/{pipeline_run_id}/jobs/{job_run_id}/steps/{step_run_id}/logs",
+    tag = "Runs", request_body = LogQuery,
+    responses((status = 200, description = "A page of the step's log", body = LogResponse)))]
+pub(crate) async fn step_log_without_api(
+    state: State<AppState>,
+    member: Member,
+    path: PathParams<StepPath>,
+    query: JsonBody<LogQuery>,
+) -> Result<Json<LogResponse>, ApiError> {
+    step_log(state, member, path, query).await
 }
 
 /// How many bytes of `data` hold its first `lines` lines. When fewer are there: everything if

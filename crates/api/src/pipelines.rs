@@ -17,55 +17,75 @@ use axum::extract::State;
 use runnel_domain::params::VariableSpec;
 use runnel_domain::status::RunStatus;
 use runnel_store::{
-    IdentityStore, NewPipeline, OrganizeStore, PipelineQuery, PipelineRecord, PipelineSortKey,
-    PipelineStore, PipelineUpdate, Role, RunQuery, RunStore, StoreError, new_id,
+    IdentityStore, LatestRunFilter, NewPipeline, OrganizeStore, PipelineQuery, PipelineRecord,
+    PipelineSortKey, PipelineStore, PipelineUpdate, Role, RunQuery, RunStore, StoreError,
+    TriggerStore, new_id,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// `POST /v5/{project_id}/api/pipelines` (§4.1).
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipelines", tag = "Pipelines", params(ComponentQuery), request_body = PipelineBody,
+    responses((status = 200, description = "The new pipeline's id", body = PipelineIdResponse)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     member: Member,
     QueryParams(query): QueryParams<ComponentQuery>,
     JsonBody(body): JsonBody<PipelineBody>,
 ) -> Result<Json<PipelineIdResponse>, ApiError> {
-    member.require(Action::Edit)?;
-    let checked = check_body(&state, &member, &body).await?;
-    let now = state.api.engine.now();
-    let prepared = prepare(&body, now)?;
-    let settings = settings(&body, &prepared, None);
-    let record = state
-        .api
-        .store
-        .create_pipeline(NewPipeline {
-            id: new_id(),
-            project_id: member.project.id.clone(),
-            name: body.name.clone(),
-            description: body.description.clone().unwrap_or_default(),
-            is_publish: body.is_publish,
-            component_id: non_empty(query.component_id),
-            group_id: checked.group_id,
-            manifest_version: "3.0".to_owned(),
-            definition: prepared.definition,
-            compiled: prepared.compiled,
-            sources: json!(body.sources.clone().unwrap_or_default()),
-            settings,
-            variables: prepared.variables,
-            variable_group_ids: checked.variable_group_ids,
-            tag_ids: Vec::new(),
-            origin_id: non_empty(body.id.clone()),
-            from_source: 0,
-            creator_id: member.caller.user.id.clone(),
-            now,
-        })
-        .await
-        .map_err(|err| write_error(err, &body.name))?;
+    let record = create_pipeline(&state, &member, &body, query.component_id, 0).await?;
     Ok(Json(PipelineIdResponse {
         pipeline_id: record.id,
     }))
 }
 
+/// The one way a pipeline is created: §4.1, and from templates (`from_source` 1, spec §4.7, §2.1).
+pub(crate) async fn create_pipeline(
+    state: &AppState,
+    member: &Member,
+    body: &PipelineBody,
+    component_id: Option<String>,
+    from_source: i64,
+) -> Result<PipelineRecord, ApiError> {
+    member.require(Action::Edit)?;
+    let checked = check_body(state, member, body).await?;
+    let events = crate::triggers::check(state, member, body, None).await?;
+    let now = state.api.engine.now();
+    let prepared = prepare(body, now)?;
+    let settings = settings(body, &prepared);
+    state
+        .api
+        .store
+        .create_pipeline_with_events(
+            NewPipeline {
+                id: new_id(),
+                project_id: member.project.id.clone(),
+                name: body.name.clone(),
+                description: body.description.clone().unwrap_or_default(),
+                is_publish: body.is_publish,
+                component_id: non_empty(component_id),
+                group_id: checked.group_id,
+                manifest_version: "3.0".to_owned(),
+                definition: prepared.definition,
+                compiled: prepared.compiled,
+                sources: json!(body.sources.clone().unwrap_or_default()),
+                settings,
+                variables: prepared.variables,
+                variable_group_ids: checked.variable_group_ids,
+                tag_ids: Vec::new(),
+                origin_id: non_empty(body.id.clone()),
+                from_source,
+                creator_id: member.caller.user.id.clone(),
+                now,
+            },
+            events,
+        )
+        .await
+        .map_err(|err| write_error(err, &body.name))
+}
+
 /// `PUT /v5/{project_id}/api/pipelines/{pipeline_id}` (§4.3): full replacement, a new version.
+#[utoipa::path(put, path = "/v5/{project_id}/api/pipelines/{pipeline_id}", tag = "Pipelines", params(ComponentQuery), request_body = PipelineBody,
+    responses((status = 200, description = "Updated (a new version)", body = PipelineIdResponse)))]
 pub(crate) async fn update(
     State(state): State<AppState>,
     member: Member,
@@ -81,6 +101,7 @@ pub(crate) async fn update(
         ));
     }
     let checked = check_body(&state, &member, &body).await?;
+    let events = crate::triggers::check(&state, &member, &body, Some(&existing)).await?;
     let now = state.api.engine.now();
     let mut prepared = prepare(&body, now)?;
     let stored = state
@@ -90,11 +111,11 @@ pub(crate) async fn update(
         .await
         .map_err(|err| ApiError::from_store(err, Missing::Pipeline))?;
     keep_masked_secrets(&mut prepared.variables, &stored);
-    let settings = settings(&body, &prepared, Some(&existing.settings));
+    let settings = settings(&body, &prepared);
     state
         .api
         .store
-        .update_pipeline(
+        .update_pipeline_with_events(
             &member.project.id,
             &existing.id,
             PipelineUpdate {
@@ -114,6 +135,7 @@ pub(crate) async fn update(
                 updater_id: member.caller.user.id.clone(),
                 now,
             },
+            events,
         )
         .await
         .map_err(|err| write_error(err, &body.name))?;
@@ -123,6 +145,8 @@ pub(crate) async fn update(
 }
 
 /// `GET /v5/{project_id}/api/pipelines/{pipeline_id}` (§4.2); secret values are `******`.
+#[utoipa::path(get, path = "/v5/{project_id}/api/pipelines/{pipeline_id}", tag = "Pipelines",
+    responses((status = 200, description = "The pipeline; secret values are `******`", body = PipelineDetail)))]
 pub(crate) async fn detail(
     State(state): State<AppState>,
     member: Member,
@@ -164,11 +188,16 @@ pub(crate) async fn detail(
         is_collect,
         permissions: permissions(member.role),
     };
-    Ok(Json(PipelineDetail::from_record(&record, context)))
+    let mut detail = PipelineDetail::from_record(&record, context);
+    detail.triggers = crate::triggers::detail_triggers(&state, &member, &record).await?;
+    detail.schedules = crate::triggers::detail_schedules(&state, &record).await?;
+    Ok(Json(detail))
 }
 
 /// `DELETE /v5/{project_id}/api/pipelines/{pipeline_id}` (§4.4): its unfinished runs are
 /// stopped first.
+#[utoipa::path(delete, path = "/v5/{project_id}/api/pipelines/{pipeline_id}", tag = "Pipelines",
+    responses((status = 200, description = "Deleted; its unfinished runs were stopped", body = PipelineIdResponse)))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     member: Member,
@@ -219,6 +248,8 @@ pub(crate) async fn delete(
 }
 
 /// `POST /v5/{project_id}/api/pipelines/list` (§4.5).
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipelines/list", tag = "Pipelines", request_body = ListPipelinesQuery,
+    responses((status = 200, description = "A page of pipelines with their latest run", body = PipelineList)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     member: Member,
@@ -237,35 +268,63 @@ pub(crate) async fn list(
             ));
         }
     };
+    let zone = state.api.config.utc_offset_minutes;
+    let time = |filter: &Option<crate::dto::TimeFilter>, field: &str| match filter {
+        Some(filter) => filter.resolve(field, zone),
+        None => Ok(None),
+    };
+    let latest_run = LatestRunFilter {
+        statuses: run_statuses(query.status.as_deref().unwrap_or_default())?,
+        executor_ids: query.executor_ids.clone().unwrap_or_default(),
+        started_from: time(&query.start_time, "start_time")?,
+        started_to: time(&query.end_time, "end_time")?,
+        updated_after: time(&query.pipeline_run_update_time, "pipeline_run_update_time")?,
+    };
+    let own = &member.project.id;
     if query
-        .status
+        .project_id
         .as_ref()
-        .is_some_and(|statuses| !statuses.is_empty())
+        .is_some_and(|id| !id.is_empty() && id != own)
+        || query
+            .project_ids
+            .iter()
+            .flatten()
+            .any(|id| !id.is_empty() && id != own)
     {
         return Err(ApiError::invalid(
-            "status",
-            "filtering pipelines by the status of their latest run is not supported yet",
+            "project_ids",
+            "only the project in the path can be listed",
         ));
     }
-    let creator_id = match query.creator_ids.as_deref() {
-        None | Some([]) => non_empty(query.creator_id.clone()),
-        Some([one]) => Some(one.clone()),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "creator_ids",
-                "at most one creator is supported yet",
-            ));
-        }
-    };
+    if query
+        .manifest_version_list
+        .as_ref()
+        .is_some_and(|versions| !versions.is_empty() && !versions.iter().any(|v| v == "3.0"))
+    {
+        // Every pipeline here is manifest version 3.0.
+        return Ok(Json(PipelineList {
+            offset,
+            limit,
+            total: 0,
+            current_system_time: state.api.engine.now().as_millis(),
+            pipelines: Vec::new(),
+        }));
+    }
     let store = &state.api.store;
     let fail = |err| ApiError::from_store(err, Missing::Pipeline);
     let found = store
         .list_pipelines(
-            &member.project.id,
+            own,
             &PipelineQuery {
                 name_contains: non_empty(query.name.clone()),
                 group_id: non_empty(query.group_path_id.clone()),
-                creator_id,
+                creator_id: non_empty(query.creator_id.clone()),
+                creator_ids: query.creator_ids.clone().unwrap_or_default(),
+                component_id: non_empty(query.component_id.clone()),
+                tag_ids: query.tag_list.clone().unwrap_or_default(),
+                exclude_id: non_empty(query.exclude_pipeline_id.clone()),
+                is_banned: query.is_banned,
+                latest_run,
                 is_publish: query.is_publish,
                 favorites_of: None,
                 sort_key,
@@ -420,14 +479,12 @@ async fn check_body(
     })
 }
 
-/// The settings stored and echoed as given (§4.1); masked trigger secrets keep the stored ones.
-fn settings(body: &PipelineBody, prepared: &Prepared, previous: Option<&Value>) -> Value {
+/// The settings stored and echoed as given (§4.1); trigger secrets are kept encrypted with the
+/// triggers (`crate::triggers`), never here.
+fn settings(body: &PipelineBody, prepared: &Prepared) -> Value {
     let mut triggers = body.triggers.clone().unwrap_or_default();
-    let previous_triggers = previous
-        .and_then(|settings| settings.get("triggers"))
-        .and_then(Value::as_array);
     for trigger in &mut triggers {
-        keep_masked_token(trigger, previous_triggers);
+        crate::triggers::stored_trigger(trigger);
     }
     json!({
         "concurrency_control": prepared.concurrency,
@@ -441,22 +498,6 @@ fn settings(body: &PipelineBody, prepared: &Prepared, previous: Option<&Value>) 
         "disable_release_branch_management": body.disable_release_branch_management.unwrap_or(false),
         "project_name": body.project_name.clone(),
     })
-}
-
-/// A client that read a detail sends `******` back for a trigger's webhook secret: keep the
-/// stored secret of the trigger with the same `git_url`.
-fn keep_masked_token(trigger: &mut Map<String, Value>, previous: Option<&Vec<Value>>) {
-    if trigger.get("security_token").and_then(Value::as_str) != Some(MASK) {
-        return;
-    }
-    let stored = previous.and_then(|items| {
-        items
-            .iter()
-            .find(|item| item.get("git_url") == trigger.get("git_url"))
-            .and_then(|item| item.get("security_token"))
-            .cloned()
-    });
-    trigger.insert("security_token".to_owned(), stored.unwrap_or(Value::Null));
 }
 
 /// A secret variable sent back as `******` keeps its stored value (S2: it was never shown).
@@ -513,4 +554,16 @@ fn write_error(err: StoreError, name: &str) -> ApiError {
 
 fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|text| !text.is_empty())
+}
+
+/// The latest-run statuses of a pipeline list filter (§4.5): run statuses (§12.1).
+fn run_statuses(texts: &[String]) -> Result<Vec<RunStatus>, ApiError> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            text.parse::<RunStatus>()
+                .map_err(|_| ApiError::invalid(format!("status[{index}]"), "is not a run status"))
+        })
+        .collect()
 }

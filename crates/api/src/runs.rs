@@ -5,8 +5,8 @@ use crate::AppState;
 use crate::authz::{Action, Member};
 use crate::dto::pipeline::pipeline_url;
 use crate::dto::run::{
-    DetailQuery, LatestRun, ListRunsQuery, PackageInfo, RunBody, RunDetailResponse, RunList,
-    RunSource, job_entry, pause_time, stage_dto,
+    DetailQuery, LatestRun, ListRunsQuery, PackageInfo, QueuedRun, RunBody, RunDetailResponse,
+    RunList, RunSource, RunStarted, job_entry, pause_time, stage_dto,
 };
 use crate::dto::{PipelinePath, page, sort_dir};
 use crate::error::{ApiError, Missing};
@@ -17,7 +17,9 @@ use axum::http::HeaderMap;
 use runnel_domain::params::RuntimeValue;
 use runnel_domain::status::{JobStatus, RunStatus};
 use runnel_engine::TriggerRequest;
-use runnel_store::{IdempotencyKey, OrganizeStore, PipelineRecord, RunQuery, RunSortKey, RunStore};
+use runnel_store::{
+    IdempotencyKey, OrganizeStore, PipelineHead, PipelineRecord, RunQuery, RunSortKey, RunStore,
+};
 use serde_json::{Map, Value, json};
 use std::str::FromStr;
 
@@ -38,13 +40,16 @@ const TRIGGER_TYPES: &[&str] = &[
 
 /// `POST …/pipelines/{pipeline_id}/run` (§5.1). A queued run answers 200 with the
 /// `DEVPIPE.00011169` body; `ABORT` at the limit answers 400 `DEVPIPE.00011104`.
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/run", tag = "Runs", request_body = RunBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key (same caller and pipeline) answers the same run and creates none")),
+    responses((status = 200, description = "The new run; a queued run also carries `error_code` DEVPIPE.00011169 and `error`", body = RunStarted)))]
 pub(crate) async fn run(
     State(state): State<AppState>,
     member: Member,
     PathParams(path): PathParams<PipelinePath>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<RunBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunStarted>, ApiError> {
     member.require(Action::Execute)?;
     let pipeline = member.pipeline(&state, &path.pipeline_id).await?;
     let idempotency = idempotency_key(&headers, &member, &pipeline)?;
@@ -91,6 +96,7 @@ pub(crate) async fn run(
         build_params,
         sources,
         idempotency,
+        webhook_payload: None,
     };
     let triggered = state
         .api
@@ -99,17 +105,29 @@ pub(crate) async fn run(
         .await
         .map_err(|err| ApiError::from_engine(err, Missing::Pipeline))?;
     if triggered.is_queued {
-        return Ok(Json(json!({
-            "pipeline_run_id": triggered.run_id,
-            "error_code": "DEVPIPE.00011169",
-            "error_msg": "The pipeline reached its concurrency limit; the run was queued.",
-            "error": {"pipeline_run_id": triggered.run_id, "queue_id": triggered.run_id},
-        })));
+        return Ok(Json(RunStarted {
+            pipeline_run_id: triggered.run_id.clone(),
+            error_code: Some("DEVPIPE.00011169".to_owned()),
+            error_msg: Some(
+                "The pipeline reached its concurrency limit; the run was queued.".to_owned(),
+            ),
+            error: Some(QueuedRun {
+                pipeline_run_id: triggered.run_id.clone(),
+                queue_id: triggered.run_id,
+            }),
+        }));
     }
-    Ok(Json(json!({ "pipeline_run_id": triggered.run_id })))
+    Ok(Json(RunStarted {
+        pipeline_run_id: triggered.run_id,
+        error_code: None,
+        error_msg: None,
+        error: None,
+    }))
 }
 
 /// `POST …/{pipeline_id}/pipeline-runs/list` (§5.4).
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/pipeline-runs/list", tag = "Runs", request_body = ListRunsQuery,
+    responses((status = 200, description = "A page of runs", body = RunList)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     member: Member,
@@ -117,7 +135,7 @@ pub(crate) async fn list(
     JsonBody(query): JsonBody<ListRunsQuery>,
 ) -> Result<Json<RunList>, ApiError> {
     member.require(Action::View)?;
-    let pipeline = member.pipeline(&state, &path.pipeline_id).await?;
+    let pipeline = member.pipeline_head(&state, &path.pipeline_id).await?;
     let (offset, limit) = page(query.offset, query.limit)?;
     let zone = state.api.config.utc_offset_minutes;
     let mut statuses = Vec::new();
@@ -165,6 +183,10 @@ pub(crate) async fn list(
         started_from: resolve(&query.start_time, "start_time")?,
         started_to: resolve(&query.end_time, "end_time")?,
         updated_after: resolve(&query.update_time, "update_time")?,
+        job_identifier: query
+            .job_id
+            .clone()
+            .filter(|id| !id.is_empty() && query.show_job_details == Some(true)),
         sort_key,
         sort_dir: sort_dir(query.sort_dir.as_deref(), "sort_dir")?,
         offset,
@@ -215,6 +237,8 @@ pub(crate) async fn list(
 }
 
 /// `GET …/{pipeline_id}/pipeline-runs/detail` (§5.5): by id, by number, or the latest run.
+#[utoipa::path(get, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/pipeline-runs/detail", tag = "Runs", params(DetailQuery),
+    responses((status = 200, description = "The run with its stages, jobs and steps", body = RunDetailResponse)))]
 pub(crate) async fn detail(
     State(state): State<AppState>,
     member: Member,
@@ -222,17 +246,17 @@ pub(crate) async fn detail(
     QueryParams(query): QueryParams<DetailQuery>,
 ) -> Result<Json<RunDetailResponse>, ApiError> {
     member.require(Action::View)?;
-    let pipeline = member.pipeline(&state, &path.pipeline_id).await?;
+    let pipeline = member.pipeline_head(&state, &path.pipeline_id).await?;
     let store = &state.api.store;
     let fail = |err| ApiError::from_store(err, Missing::Run);
-    let run = match (
+    let run_id = match (
         query.pipeline_run_id.as_deref().filter(|id| !id.is_empty()),
         query
             .pipeline_run_number
             .as_deref()
             .filter(|number| !number.is_empty()),
     ) {
-        (Some(run_id), _) => member.run(&state, &pipeline, run_id).await?,
+        (Some(run_id), _) => run_id.to_owned(),
         (None, Some(number)) => {
             let number: i64 = number
                 .parse()
@@ -246,19 +270,19 @@ pub(crate) async fn detail(
                 .await
                 .map_err(fail)?
                 .ok_or(ApiError::NotFound(Missing::Run))?
+                .id
         }
-        (None, None) => store
-            .latest_run(&pipeline.id)
-            .await
-            .map_err(fail)?
-            .ok_or(ApiError::NotFound(Missing::Run))?,
+        (None, None) => {
+            store
+                .latest_run(&pipeline.id)
+                .await
+                .map_err(fail)?
+                .ok_or(ApiError::NotFound(Missing::Run))?
+                .id
+        }
     };
-    let detail = store
-        .run_detail(&run.id)
-        .await
-        .map_err(fail)?
-        .ok_or(ApiError::NotFound(Missing::Run))?;
-    let artifacts = store.artifacts(&run.id).await.map_err(fail)?;
+    let detail = member.run_detail(&state, &pipeline.id, &run_id).await?;
+    let artifacts = store.artifacts(&run_id).await.map_err(fail)?;
     let group_name = match &pipeline.group_id {
         Some(group_id) => store
             .groups(&pipeline.project_id)
@@ -314,7 +338,7 @@ pub(crate) async fn detail(
     }))
 }
 
-fn run_url(state: &AppState, pipeline: &PipelineRecord, run_id: &str) -> String {
+fn run_url(state: &AppState, pipeline: &PipelineHead, run_id: &str) -> String {
     let url = pipeline_url(
         &state.api.config.public_url,
         &pipeline.project_id,

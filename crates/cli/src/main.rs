@@ -1,7 +1,9 @@
 //! `runnel`: the one binary. `serve` runs the server; `exec` and `lint` work on a pipeline file
-//! locally, without a server.
+//! locally, without a server; the client commands (`login`, `pipeline`, `run`, `logs`,
+//! `template`, `admin`, …) talk to a server through its HTTP API.
 
 mod bench;
+mod client;
 mod exec;
 mod lint;
 mod pipeline_file;
@@ -40,6 +42,8 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,6 +65,10 @@ struct ServeArgs {
     /// Jobs the built-in executor pool runs at once (executor.slots, default: CPU cores).
     #[arg(long, value_name = "N")]
     executor_slots: Option<String>,
+    /// Let the server fetch repositories on loopback, private and link-local addresses
+    /// (security.allow_private_networks).
+    #[arg(long)]
+    allow_private_networks: bool,
 }
 
 fn main() -> ExitCode {
@@ -80,6 +88,10 @@ fn main() -> ExitCode {
             init_tracing();
             bench::run(command)
         }
+        Command::Client(command) => {
+            init_tracing();
+            client::run(command)
+        }
     };
     match result {
         Ok(code) => code,
@@ -98,13 +110,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         database_url: args.database_url,
         executor_slots: args.executor_slots,
+        allow_private_networks: args.allow_private_networks,
     };
     let sources = runnel_server::SettingsSources::from_process(flags)?;
     let settings = runnel_server::Settings::load(&sources)?;
     runnel_server::init_logging(&settings.logging)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let runtime = settings
+        .runtime()
         .map_err(|err| anyhow::anyhow!("cannot start the async runtime: {err}"))?;
     match runtime.block_on(runnel_server::serve(settings)) {
         Ok(()) => Ok(ExitCode::SUCCESS),

@@ -4,9 +4,12 @@
 
 use crate::agentless::{self, StepActions};
 use crate::config::EngineError;
+use crate::dispatch::ReadyJob;
 use crate::model::{self, RunIds};
+use crate::runinfo::RunInfo;
 use crate::{Event, Inner};
 use runnel_domain::Timestamp;
+use runnel_domain::prepare::prepare_job;
 use runnel_domain::scheduler::{Action, advance as schedule};
 use runnel_domain::spec::{ExecKind, JobIdx, PipelineSpec};
 use runnel_domain::state::RunState;
@@ -22,8 +25,8 @@ const MAX_ATTEMPTS: usize = 8;
 pub(crate) struct Advanced {
     /// The run is final now (its pipeline may have a queued run to start).
     pub(crate) pipeline_freed: Option<String>,
-    /// Jobs were queued for executors.
-    pub(crate) enqueued: bool,
+    /// How many jobs were queued for executors.
+    pub(crate) enqueued: usize,
     /// When the run must be looked at again even without an event (a review deadline, a delay).
     pub(crate) wake_at: Option<Timestamp>,
 }
@@ -92,6 +95,7 @@ async fn step(
     }
 
     let mut enqueue = Vec::new();
+    let mut enqueued_jobs = Vec::new();
     let mut wake_at = None;
     let actions_needed = StepActions::load_if_waiting(inner, &spec, &state, run_id).await?;
     loop {
@@ -107,6 +111,7 @@ async fn step(
                     progressed = true;
                 } else {
                     enqueue.push(enqueue_job(inner, &spec, &ids, *job));
+                    enqueued_jobs.push(*job);
                 }
             }
         }
@@ -140,10 +145,11 @@ async fn step(
         now,
     );
     progress.enqueue = enqueue;
-    let enqueued = !progress.enqueue.is_empty();
+    let enqueued = progress.enqueue.len();
     if !model::is_empty(&progress) {
         inner.store.save_progress(progress).await?;
     }
+    render_for_claim(inner, &spec, &detail, &state, &ids, &info, &enqueued_jobs);
     let pipeline_freed = (state.status().is_final() && !before.status.is_final())
         .then(|| detail.run.pipeline_id.clone());
     if state.status().is_final() {
@@ -221,10 +227,59 @@ pub(crate) async fn oldest_queued(
 
 /// After a run of `pipeline_id` ended: the next queued run may start.
 pub(crate) async fn start_next_queued(inner: &Inner, pipeline_id: &str) -> Result<(), EngineError> {
+    // Most pipelines never queue a run: one look at the run counters spares listing runs.
+    if inner
+        .store
+        .count_runs(pipeline_id, &[RunStatus::Queued])
+        .await?
+        == 0
+    {
+        return Ok(());
+    }
     if let Some(run_id) = oldest_queued(inner, pipeline_id).await? {
         inner.send(Event::Advance(run_id));
     }
     Ok(())
+}
+
+/// Renders the jobs just queued (committed), so their claim need not read the run again. A job
+/// that cannot be rendered is left to the claim, which fails it visibly.
+fn render_for_claim(
+    inner: &Inner,
+    spec: &PipelineSpec,
+    detail: &RunDetail,
+    state: &RunState,
+    ids: &RunIds,
+    info: &RunInfo,
+    jobs: &[JobIdx],
+) {
+    for &job in jobs {
+        let job_run_id = &ids.jobs[job.index()];
+        // The enqueue made the next attempt of what was read (the write was version-checked).
+        let Some(record) = detail
+            .stages
+            .iter()
+            .flat_map(|stage| &stage.jobs)
+            .find(|record| &record.id == job_run_id)
+        else {
+            continue;
+        };
+        let Ok(mut prepared) = prepare_job(spec, state, job, &info.parameters, &info.context)
+        else {
+            continue;
+        };
+        info.apply_checkout(spec, job, &mut prepared);
+        inner.ready.put(
+            &detail.run.id,
+            job_run_id,
+            ReadyJob {
+                attempt: record.attempt + 1,
+                prepared,
+                job_key: format!("{}-{}", detail.run.id, spec.job(job).identifier),
+                step_run_ids: ids.steps[job.index()].clone(),
+            },
+        );
+    }
 }
 
 fn enqueue_job(inner: &Inner, spec: &PipelineSpec, ids: &RunIds, job: JobIdx) -> EnqueueJob {
@@ -249,7 +304,7 @@ fn enqueue_job(inner: &Inner, spec: &PipelineSpec, ids: &RunIds, job: JobIdx) ->
 }
 
 /// Outputs of finished jobs, for `jobs.<id>.outputs` in conditions: job run id → key → value.
-async fn load_outputs(
+pub(crate) async fn load_outputs(
     inner: &Inner,
     detail: &RunDetail,
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, EngineError> {

@@ -2,11 +2,11 @@
 //! admission, delay actions. Each command holds its run's lock, so it never interleaves with
 //! an engine step of the same run.
 
+use crate::Inner;
 use crate::advance::advance_with;
 use crate::agentless;
 use crate::config::EngineError;
 use crate::model;
-use crate::{Event, Inner};
 use runnel_domain::prepare::PreparedStepKind;
 use runnel_domain::spec::JobIdx;
 use runnel_domain::status::{JobStatus, StepStatus};
@@ -69,9 +69,7 @@ pub(crate) async fn stop(inner: &Inner, run_id: &str, actor: &Actor) -> Result<(
         Ok(())
     };
     let advanced = advance_with(inner, run_id, Some(&mutation)).await?;
-    if let Some(pipeline_id) = advanced.pipeline_freed {
-        inner.send(Event::PipelineFreed(pipeline_id));
-    }
+    inner.after_advance(run_id, &advanced);
     Ok(())
 }
 
@@ -104,9 +102,16 @@ pub(crate) async fn retry(
         state
             .retry(spec, chosen.as_deref(), now)
             .map_err(|err| EngineError::NotAllowed(err.to_string()))?;
+        // A stop pushed cancellation to the jobs' earlier attempts; the new attempts need
+        // fresh tokens, in place before they can be claimed. The run was final, so no attempt
+        // of it is live (one still stopping holds its own copy of its token).
+        for job_run_id in &ids.jobs {
+            inner.forget_cancel(job_run_id);
+        }
         Ok(())
     };
-    advance_with(inner, run_id, Some(&mutation)).await?;
+    let advanced = advance_with(inner, run_id, Some(&mutation)).await?;
+    inner.after_advance(run_id, &advanced);
     Ok(())
 }
 
@@ -208,9 +213,7 @@ pub(crate) async fn admission(
         }
     };
     let advanced = advance_with(inner, run_id, Some(&mutation)).await?;
-    if let Some(pipeline_id) = advanced.pipeline_freed {
-        inner.send(Event::PipelineFreed(pipeline_id));
-    }
+    inner.after_advance(run_id, &advanced);
     Ok(())
 }
 

@@ -11,6 +11,8 @@ use runnel_store::{
     AppendOutcome, ClaimRequest, FinishedJob, Heartbeat, JobOutcome, JobQueue, LeaseToken,
     LogStore, RunStore, StepReport,
 };
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// A claimed job, ready to run.
@@ -53,7 +55,15 @@ pub(crate) async fn claim(
         let Some(lease) = inner.store.claim(request).await? else {
             return Ok(None);
         };
-        match prepare(inner, &lease.run_id, &lease.job_run_id).await {
+        let ready = inner
+            .ready
+            .take(&lease.run_id, &lease.job_run_id, lease.attempt);
+        let prepared = match ready {
+            // Rendered when it was queued; a fresh attempt starts its clock now.
+            Some(ready) => Ok((ready.prepared, ready.job_key, ready.step_run_ids, None)),
+            None => prepare(inner, &lease.run_id, &lease.job_run_id).await,
+        };
+        match prepared {
             Ok((prepared, job_key, step_run_ids, started_at)) => {
                 let elapsed = now.since(started_at.unwrap_or(now));
                 return Ok(Some(Dispatch {
@@ -80,6 +90,54 @@ pub(crate) async fn claim(
                 inner.send(Event::Advance(lease.run_id));
             }
         }
+    }
+}
+
+/// Jobs rendered by the engine step that queued them, until their attempt is claimed: the claim
+/// then needs no second read of the run. Memory only; a miss (another engine queued it, the
+/// sweeper re-queued it, a restart) renders the job from the store as before.
+#[derive(Default)]
+pub(crate) struct ReadyJobs {
+    // run id → job run id → the rendered job.
+    runs: Mutex<HashMap<String, HashMap<String, ReadyJob>>>,
+}
+
+/// A queued attempt's steps, rendered.
+pub(crate) struct ReadyJob {
+    pub(crate) attempt: i64,
+    pub(crate) prepared: PreparedJob,
+    pub(crate) job_key: String,
+    pub(crate) step_run_ids: Vec<String>,
+}
+
+impl ReadyJobs {
+    pub(crate) fn put(&self, run_id: &str, job_run_id: &str, job: ReadyJob) {
+        self.lock()
+            .entry(run_id.to_owned())
+            .or_default()
+            .insert(job_run_id.to_owned(), job);
+    }
+
+    /// The rendered job, if it was rendered for exactly this attempt.
+    fn take(&self, run_id: &str, job_run_id: &str, attempt: i64) -> Option<ReadyJob> {
+        let mut runs = self.lock();
+        let jobs = runs.get_mut(run_id)?;
+        let job = jobs.remove(job_run_id);
+        if jobs.is_empty() {
+            runs.remove(run_id);
+        }
+        job.filter(|job| job.attempt == attempt)
+    }
+
+    pub(crate) fn forget_run(&self, run_id: &str) {
+        self.lock().remove(run_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, ReadyJob>>> {
+        // The map stays valid even if a holder panicked.
+        self.runs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -111,13 +169,15 @@ async fn prepare(
         )
         .await?;
     let info = inner.run_info(&detail.run).await?;
-    let outputs = std::collections::BTreeMap::new();
+    // Expressions see the outputs of finished jobs, as when the job was queued.
+    let outputs = crate::advance::load_outputs(inner, &detail).await?;
     let (state, ids) = model::load(&spec, &detail, &outputs)?;
     let job = ids
         .job_by_id(&spec, job_run_id)
         .ok_or_else(|| EngineError::NotFound(format!("job run {job_run_id}")))?;
-    let prepared = prepare_job(&spec, &state, job, &info.parameters, &info.context)
+    let mut prepared = prepare_job(&spec, &state, job, &info.parameters, &info.context)
         .map_err(|err| EngineError::Invalid(err.to_string()))?;
+    info.apply_checkout(&spec, job, &mut prepared);
     let job_key = format!("{run_id}-{}", spec.job(job).identifier);
     Ok((
         prepared,

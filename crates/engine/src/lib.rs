@@ -22,13 +22,17 @@ mod control;
 mod dispatch;
 mod model;
 mod runinfo;
+pub mod schedule;
 mod specs;
 mod trigger;
 
 pub use config::{Clock, EngineConfig, EngineError, ManualClock, SystemClock};
 pub use control::{Actor, DelayAction};
 pub use dispatch::{ClaimInput, Dispatch};
-pub use trigger::{TriggerRequest, Triggered};
+pub use trigger::sources::{
+    BoxFuture, GitCredential, GitRemote, RemoteRef, check_ref_name, is_commit_id,
+};
+pub use trigger::{MAX_WEBHOOK_PAYLOAD, TriggerRequest, Triggered};
 
 use advance::Advanced;
 use runinfo::RunInfo;
@@ -42,7 +46,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -59,6 +63,11 @@ pub struct EngineTask {
 }
 
 impl EngineTask {
+    /// Whether the event loop is alive: not stopped, not ended (a panic ends it).
+    pub fn is_running(&self) -> bool {
+        !self.stop.is_cancelled() && !self.handle.is_finished()
+    }
+
     /// Stops the loop and waits for it. Runs stay as stored; the next start carries on.
     pub async fn shutdown(self) {
         self.stop.cancel();
@@ -89,9 +98,15 @@ pub(crate) struct Inner {
     run_infos: Mutex<HashMap<String, Arc<RunInfo>>>,
     run_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     cancels: Mutex<HashMap<String, CancellationToken>>,
+    /// Jobs rendered when they were queued, for their claim.
+    pub(crate) ready: dispatch::ReadyJobs,
     events: mpsc::UnboundedSender<Event>,
-    work: Notify,
+    /// One permit per job that became claimable (capped at [`MAX_NUDGES`]): an idle worker
+    /// takes one and claims. Permits wait for a waiter, so a nudge is never missed.
+    work: Semaphore,
     changes: broadcast::Sender<String>,
+    /// Reads remote repositories (set by the server; `trigger::sources`).
+    git: std::sync::RwLock<Option<Arc<dyn trigger::sources::GitRemote>>>,
 }
 
 impl Engine {
@@ -111,9 +126,11 @@ impl Engine {
             run_infos: Mutex::new(HashMap::new()),
             run_locks: Mutex::new(HashMap::new()),
             cancels: Mutex::new(HashMap::new()),
+            ready: dispatch::ReadyJobs::default(),
             events,
-            work: Notify::new(),
+            work: Semaphore::new(0),
             changes,
+            git: std::sync::RwLock::new(None),
         });
         let active = inner.store.active_runs().await?;
         tracing::info!(
@@ -220,8 +237,13 @@ impl Engine {
     }
 
     /// Resolves when a job may have been queued, or after `max_wait`.
+    ///
+    /// Every job queued (or re-queued by the sweeper) leaves a permit, also when nobody waits
+    /// yet, so a worker that asks between an empty claim and this call does not miss it.
     pub async fn wait_for_work(&self, max_wait: Duration) {
-        let _ = tokio::time::timeout(max_wait, self.inner.work.notified()).await;
+        if let Ok(Ok(permit)) = tokio::time::timeout(max_wait, self.inner.work.acquire()).await {
+            permit.forget();
+        }
     }
 
     /// Resolves when the run of this job is stopped (pushed at once to local workers).
@@ -262,6 +284,7 @@ impl Inner {
     /// Drops what is cached for a finished run.
     pub(crate) fn forget_run(&self, run_id: &str) {
         lock(&self.run_infos).remove(run_id);
+        self.ready.forget_run(run_id);
     }
 
     pub(crate) async fn lock_run(&self, run_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
@@ -284,11 +307,18 @@ impl Inner {
         lock(&self.cancels).remove(job_run_id);
     }
 
+    /// Tells idle workers that `jobs` jobs became claimable.
+    pub(crate) fn nudge_workers(&self, jobs: usize) {
+        let room = MAX_NUDGES.saturating_sub(self.work.available_permits());
+        let permits = jobs.min(room);
+        if permits > 0 {
+            self.work.add_permits(permits);
+        }
+    }
+
     /// Follow-ups of an engine step: wake workers, start queued runs, arm a timer, tell watchers.
     pub(crate) fn after_advance(&self, run_id: &str, advanced: &Advanced) {
-        if advanced.enqueued {
-            self.work.notify_waiters();
-        }
+        self.nudge_workers(advanced.enqueued);
         if let Some(pipeline_id) = &advanced.pipeline_freed {
             self.send(Event::PipelineFreed(pipeline_id.clone()));
             lock(&self.run_locks).remove(run_id);
@@ -299,6 +329,10 @@ impl Inner {
         let _ = self.changes.send(run_id.to_owned());
     }
 }
+
+/// The most unclaimed nudges kept: surplus ones (jobs claimed without waiting) cost an idle
+/// worker one empty claim each, so they are bounded.
+const MAX_NUDGES: usize = 64;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // These maps stay valid even if a holder panicked.
@@ -361,6 +395,16 @@ async fn run_loop(
                     }
                     match inner.store.expire_leases(now).await {
                         Ok(expired) => {
+                            let requeued = expired
+                                .iter()
+                                .filter(|lease| {
+                                    matches!(
+                                        lease.expiry,
+                                        runnel_store::LeaseExpiry::Requeued { .. }
+                                    )
+                                })
+                                .count();
+                            inner.nudge_workers(requeued);
                             for lease in expired {
                                 tracing::warn!(run_id = %lease.run_id, job_run_id = %lease.job_run_id, expiry = ?lease.expiry, "executor lost");
                                 runs.push(lease.run_id);
@@ -373,7 +417,22 @@ async fn run_loop(
         }
         runs.sort();
         runs.dedup();
-        for run_id in runs {
+        advance_all(&inner, runs).await;
+    }
+}
+
+/// Engine steps of different runs at once (each under its run's lock), so their writes share
+/// the store's group commits instead of waiting for one commit each.
+const MAX_CONCURRENT_ADVANCES: usize = 32;
+
+async fn advance_all(inner: &Arc<Inner>, runs: Vec<String>) {
+    let mut steps = tokio::task::JoinSet::new();
+    for run_id in runs {
+        while steps.len() >= MAX_CONCURRENT_ADVANCES {
+            log_step_end(steps.join_next().await);
+        }
+        let inner = Arc::clone(inner);
+        steps.spawn(async move {
             let guard = inner.lock_run(&run_id).await;
             let result = advance::advance(&inner, &run_id).await;
             drop(guard);
@@ -381,6 +440,15 @@ async fn run_loop(
                 Ok(advanced) => inner.after_advance(&run_id, &advanced),
                 Err(err) => tracing::warn!(run_id = %run_id, error = %err, "cannot advance run"),
             }
-        }
+        });
+    }
+    while let Some(ended) = steps.join_next().await {
+        log_step_end(Some(ended));
+    }
+}
+
+fn log_step_end(ended: Option<Result<(), tokio::task::JoinError>>) {
+    if let Some(Err(err)) = ended {
+        tracing::error!(error = %err, "an engine step ended abnormally");
     }
 }

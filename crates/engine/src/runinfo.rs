@@ -1,19 +1,41 @@
-//! What stays the same for the whole of a run: its expression contexts and parameter snapshot,
-//! read once and kept while the run is active.
+//! What stays the same for the whole of a run: its expression contexts, parameter snapshot and
+//! sources (with their credentials, for checkouts), read once and kept while the run is active.
+
+mod checkout;
 
 use crate::Inner;
 use crate::config::EngineError;
+use crate::trigger::sources::{self, CodeSource};
+use checkout::Checkout;
+use runnel_domain::params::source_key;
 use runnel_domain::params::{
     ParameterOrigin, ResolvedParameter, ResolvedParameters, RunContextInfo, pipeline_context,
     sources_context,
 };
+use runnel_domain::prepare::PreparedJob;
 use runnel_domain::scheduler::RunContext;
+use runnel_domain::spec::{JobIdx, PipelineSpec};
 use runnel_store::{PipelineStore, RunRecord, RunStore};
 
 #[derive(Debug)]
 pub(crate) struct RunInfo {
     pub(crate) context: RunContext,
     pub(crate) parameters: ResolvedParameters,
+    /// The run's code sources, pinned to commits, with their credentials.
+    checkouts: Vec<Checkout>,
+}
+
+impl RunInfo {
+    /// Makes `official_git_clone` steps check out the run's sources, and adds the implicit
+    /// checkout before the job's first shell step (`checkout.rs`).
+    pub(crate) fn apply_checkout(
+        &self,
+        spec: &PipelineSpec,
+        job: JobIdx,
+        prepared: &mut PreparedJob,
+    ) {
+        checkout::apply(&self.checkouts, spec, job, prepared);
+    }
 }
 
 pub(crate) async fn load(inner: &Inner, run: &RunRecord) -> Result<RunInfo, EngineError> {
@@ -44,6 +66,45 @@ pub(crate) async fn load(inner: &Inner, run: &RunRecord) -> Result<RunInfo, Engi
                 }
             }),
     );
+    let mut code_sources: Vec<CodeSource> = Vec::new();
+    for item in run.sources.as_array().into_iter().flatten() {
+        match CodeSource::read(item) {
+            Ok(Some(source)) => code_sources.push(source),
+            Ok(None) => {}
+            Err(why) => {
+                tracing::warn!(run_id = %run.id, error = %why, "a stored source is invalid; ignored")
+            }
+        }
+    }
+    let mut checkouts: Vec<Checkout> = Vec::new();
+    for source in &code_sources {
+        let Some(key) = source_key(&source.info()) else {
+            continue;
+        };
+        if checkouts.iter().any(|checkout| checkout.key == key) {
+            continue;
+        }
+        let credential = match sources::credential(
+            &inner.store,
+            &pipeline.project_id,
+            source.endpoint_id.as_deref(),
+        )
+        .await
+        {
+            Ok(credential) => credential,
+            Err(EngineError::Invalid(why)) => {
+                tracing::warn!(run_id = %run.id, error = %why, "checking out without credentials");
+                None
+            }
+            Err(err) => return Err(err),
+        };
+        checkouts.push(Checkout {
+            key,
+            source: source.clone(),
+            credential,
+        });
+    }
+    let source_infos: Vec<_> = code_sources.iter().map(CodeSource::info).collect();
     let info = RunContextInfo {
         project_id: pipeline.project_id.clone(),
         pipeline_id: pipeline.id.clone(),
@@ -54,8 +115,11 @@ pub(crate) async fn load(inner: &Inner, run: &RunRecord) -> Result<RunInfo, Engi
         started_at: run.start_time,
         utc_offset_minutes: inner.config.utc_offset_minutes,
         execute_user: run.executor_name.clone(),
-        sources: Vec::new(),
-        merge_id: String::new(),
+        merge_id: source_infos
+            .first()
+            .map(|source| source.merge_id.clone())
+            .unwrap_or_default(),
+        sources: source_infos,
         webhook_payload: None,
         run_link: String::new(),
     };
@@ -67,5 +131,6 @@ pub(crate) async fn load(inner: &Inner, run: &RunRecord) -> Result<RunInfo, Engi
     Ok(RunInfo {
         context,
         parameters,
+        checkouts,
     })
 }

@@ -1,8 +1,11 @@
-//! Creating a run (acknowledgement point A1): selection, concurrency policy, every stage/job/
-//! step row, and the parameter snapshot resolved inside the run's own transaction.
+//! Creating a run (acknowledgement point A1): selection, concurrency policy, the run's sources
+//! pinned to commits, every stage/job/step row, and the parameter snapshot resolved inside the
+//! run's own transaction.
+
+pub(crate) mod sources;
 
 use crate::config::EngineError;
-use crate::{Event, Inner};
+use crate::{Engine, Event, Inner};
 use runnel_domain::params::{
     GroupVariable, ParameterOrigin, ResolveInput, RunContextInfo, RuntimeValue, VariableGroup,
     predefined_parameters, resolve,
@@ -15,6 +18,8 @@ use runnel_store::{
     RunParameter, RunStore, new_id,
 };
 use serde_json::{Value, json};
+use sources::GitRemote;
+use std::sync::Arc;
 
 /// Who or what starts a run, and with what.
 #[derive(Debug, Clone, Default)]
@@ -30,8 +35,46 @@ pub struct TriggerRequest {
     pub choose_stages: Vec<String>,
     pub choose_jobs: Vec<String>,
     pub build_params: Value,
+    /// The run's sources (spec §5.5 `RunPipelineSource`s): the pipeline's, overlaid with the
+    /// run's branch or tag choices. Code sources are pinned to a commit when the run is created.
     pub sources: Value,
     pub idempotency: Option<IdempotencyKey>,
+    /// The raw body of the webhook that started the run (`WEBHOOK_PAYLOAD`); dropped when it
+    /// is longer than [`MAX_WEBHOOK_PAYLOAD`] (an environment value cannot hold much more).
+    pub webhook_payload: Option<String>,
+}
+
+/// The longest `WEBHOOK_PAYLOAD` passed to steps, in bytes (Linux limits one environment
+/// string to 128 KiB).
+pub const MAX_WEBHOOK_PAYLOAD: usize = 64 * 1024;
+
+impl Engine {
+    /// Lets the engine read remote repositories (pinning sources to commits, S5 checks).
+    /// Without one, sources run whatever their branch points at when a job checks out.
+    pub fn set_git_remote(&self, remote: Arc<dyn GitRemote>) {
+        *self
+            .inner
+            .git
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(remote);
+    }
+
+    /// Whether the server may fetch from this repository URL (S5); `Ok` without a git remote.
+    pub async fn check_repository_url(&self, url: &str) -> Result<(), String> {
+        match self.inner.git_remote() {
+            Some(git) => git.check_url(url).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) fn git_remote(&self) -> Option<Arc<dyn GitRemote>> {
+        self.git
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// What was created.
@@ -123,6 +166,38 @@ pub(crate) async fn trigger(
         return Err(EngineError::Invalid(message.join("; ")));
     }
 
+    // Pin code sources to commits (network I/O, before the run's transaction).
+    let git = inner.git_remote();
+    let (run_sources, source_infos) = sources::pin_sources(
+        &inner.store,
+        git.as_deref(),
+        &pipeline.project_id,
+        &request.sources,
+    )
+    .await?;
+    let mut build_params = request.build_params.clone();
+    if let (Some(first), Some(params)) = (source_infos.first(), build_params.as_object_mut())
+        && params
+            .get("commit_id")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        && !first.commit_id.is_empty()
+    {
+        params.insert("commit_id".to_owned(), json!(first.commit_id));
+    }
+    let merge_id = source_infos
+        .first()
+        .map(|source| source.merge_id.clone())
+        .unwrap_or_default();
+    let webhook_payload = request.webhook_payload.clone().map(|payload| {
+        if payload.len() > MAX_WEBHOOK_PAYLOAD {
+            tracing::warn!(pipeline_id = %pipeline.id, bytes = payload.len(), "webhook payload too long for WEBHOOK_PAYLOAD; left empty");
+            String::new()
+        } else {
+            payload
+        }
+    });
+
     let run_id = new_id();
     let info_template = RunContextInfo {
         project_id: pipeline.project_id.clone(),
@@ -134,9 +209,9 @@ pub(crate) async fn trigger(
         started_at: now,
         utc_offset_minutes: inner.config.utc_offset_minutes,
         execute_user: request.user_name.clone(),
-        sources: Vec::new(),
-        merge_id: String::new(),
-        webhook_payload: None,
+        sources: source_infos,
+        merge_id,
+        webhook_payload,
         run_link: run_link(
             &inner.config.public_url,
             &pipeline.project_id,
@@ -189,8 +264,8 @@ pub(crate) async fn trigger(
         executor_id: request.user_id.clone(),
         executor_name: request.user_name.clone(),
         description: request.description.clone(),
-        build_params: request.build_params.clone(),
-        sources: request.sources.clone(),
+        build_params,
+        sources: run_sources,
         selection: json!({"choose_stages": request.choose_stages, "choose_jobs": request.choose_jobs}),
         now,
         stages: stage_rows(&spec, &state),

@@ -671,3 +671,185 @@ async fn choose_jobs_selects_and_unknown_jobs_are_refused_without_storing_a_run(
         1
     );
 }
+
+/// Whether the push-cancellation of this job has fired (polled once, without waiting).
+async fn is_cancel_pushed(engine: &Engine, job_run_id: &str) -> bool {
+    // `timeout` polls the inner future before its timer: zero means "already resolved?".
+    tokio::time::timeout(Duration::ZERO, engine.cancelled(job_run_id))
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn a_job_stopped_then_retried_gets_a_fresh_cancellation_and_runs_to_completion() {
+    let harness = Harness::new("jobs:\n  - { name: solo, steps: [{ run: make }] }\n").await;
+    let run_id = harness.trigger().await;
+    let first = harness.claim().await;
+    assert!(!is_cancel_pushed(&harness.engine, &first.job_run_id).await);
+    harness
+        .engine
+        .stop(&run_id, &harness.user)
+        .await
+        .expect("stop");
+    harness.wait_status(&run_id, RunStatus::Canceled).await;
+    assert!(is_cancel_pushed(&harness.engine, &first.job_run_id).await);
+
+    harness.engine.retry(&run_id, &[]).await.expect("retry");
+    let second = harness.claim().await;
+    assert_eq!(second.job_run_id, first.job_run_id);
+    assert_eq!(second.attempt, 2);
+    assert!(
+        !is_cancel_pushed(&harness.engine, &second.job_run_id).await,
+        "the stop of the first attempt must not stop the retried one"
+    );
+    harness.finish(&second, JobStatus::Completed).await;
+    let detail = harness.wait_status(&run_id, RunStatus::Completed).await;
+    assert_eq!(job_status(&detail, "solo"), JobStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_job_queued_while_no_worker_waits_still_wakes_the_next_waiter() {
+    let harness = Harness::new("jobs:\n  - { name: solo, steps: [{ run: make }] }\n").await;
+    let run_id = harness.trigger().await;
+    harness
+        .wait(&run_id, "job queued", |detail| {
+            job_status(detail, "solo") == JobStatus::Queued
+        })
+        .await;
+    // Nobody waited when the job was queued; the nudge must still be there.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        harness.engine.wait_for_work(Duration::from_secs(3600)),
+    )
+    .await
+    .expect("a pending nudge wakes the waiter at once");
+}
+
+#[tokio::test]
+async fn a_job_requeued_by_the_sweeper_wakes_a_waiting_worker() {
+    let harness = Harness::new("jobs:\n  - { name: solo, steps: [{ run: make }] }\n").await;
+    harness.trigger().await;
+    // Take the nudge of the first enqueue, then the job.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        harness.engine.wait_for_work(Duration::from_secs(3600)),
+    )
+    .await
+    .expect("nudged for the first attempt");
+    let first = harness.claim().await;
+    let waiter = {
+        let engine = harness.engine.clone();
+        tokio::spawn(async move { engine.wait_for_work(Duration::from_secs(3600)).await })
+    };
+    // The agent vanishes; past the lease the sweeper re-queues the job and must say so.
+    harness.clock.advance(Duration::from_secs(4));
+    harness.engine.tick();
+    tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the re-queue wakes the waiting worker")
+        .expect("waiter task");
+    let second = harness.claim().await;
+    assert_eq!(second.job_run_id, first.job_run_id);
+    assert_eq!(second.attempt, 2);
+}
+
+/// Finishes a claimed one-step job, its step publishing `outputs`.
+async fn finish_with_outputs(harness: &Harness, dispatch: &Dispatch, outputs: &[(&str, &str)]) {
+    let now = harness.engine.now();
+    let step_run_id = dispatch.step_run_ids[0].clone();
+    for status in [StepStatus::Running, StepStatus::Completed] {
+        let report = StepReport {
+            step_run_id: step_run_id.clone(),
+            status,
+            exit_code: (status == StepStatus::Completed).then_some(0),
+            message: None,
+            at: now,
+            outputs: outputs
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), serde_json::json!(value)))
+                .collect(),
+        };
+        harness
+            .engine
+            .report_step(&dispatch.token, report)
+            .await
+            .expect("report");
+    }
+    harness
+        .engine
+        .complete(
+            &dispatch.token,
+            JobOutcome {
+                status: JobStatus::Completed,
+                message: None,
+            },
+        )
+        .await
+        .expect("complete");
+}
+
+const OUTPUTS: &str = r#"
+jobs:
+  - { name: a, steps: [{ run: make }] }
+  - { name: b, needs: [a], steps: [{ run: "echo ${{ jobs.a.outputs.version }}" }] }
+"#;
+
+fn expression_values(dispatch: &Dispatch) -> Vec<String> {
+    dispatch.prepared.steps[0]
+        .env
+        .iter()
+        .filter(|(name, _)| name.starts_with("RUNNEL_EXPR_"))
+        .map(|(_, value)| value.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_job_sees_upstream_outputs_whether_rendered_when_queued_or_after_a_restart() {
+    let mut harness = Harness::new(OUTPUTS).await;
+    // Claimed from what the engine rendered when it queued the job.
+    let run_id = harness.trigger().await;
+    let a = harness.claim().await;
+    finish_with_outputs(&harness, &a, &[("version", "1.2")]).await;
+    let b = harness.claim().await;
+    assert_eq!(expression_values(&b), ["1.2"]);
+    harness.finish(&b, JobStatus::Completed).await;
+    harness.wait_status(&run_id, RunStatus::Completed).await;
+
+    // Rendered at the claim from the store: a restart dropped what was in memory.
+    let run_id = harness.trigger().await;
+    let a = harness.claim().await;
+    finish_with_outputs(&harness, &a, &[("version", "2.0")]).await;
+    harness
+        .wait(&run_id, "b queued", |detail| {
+            job_status(detail, "b") == JobStatus::Queued
+        })
+        .await;
+    harness.restart().await;
+    let b = harness.claim().await;
+    assert_eq!(expression_values(&b), ["2.0"]);
+    assert_eq!(b.attempt, 1);
+    harness.finish(&b, JobStatus::Completed).await;
+    harness.wait_status(&run_id, RunStatus::Completed).await;
+}
+
+#[tokio::test]
+async fn parameters_reach_the_job_and_secret_ones_are_marked_for_masking() {
+    let harness = Harness::new(
+        "variables:\n  region: eu-west-1\n  token:\n    value: hunter2\n    is_secret: true\njobs:\n  - { name: solo, steps: [{ run: make }] }\n",
+    )
+    .await;
+    harness.trigger().await;
+    let dispatch = harness.claim().await;
+    let env = |name: &str| {
+        dispatch
+            .prepared
+            .env
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    assert_eq!(env("region").as_deref(), Some("eu-west-1"));
+    assert_eq!(env("token").as_deref(), Some("hunter2"));
+    assert_eq!(env("PIPELINE_NUMBER").as_deref(), Some("1"));
+    assert_eq!(dispatch.prepared.secrets, ["hunter2"]);
+}

@@ -20,6 +20,7 @@ mod executor;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 mod format;
+pub mod git;
 mod mask;
 mod outputs;
 mod runner;

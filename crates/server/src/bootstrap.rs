@@ -1,4 +1,4 @@
-//! Bootstrap: on the first start, domain `default`, user `admin` with a generated password, project `default`, admin's membership and one AK/SK pair.
+//! Bootstrap: on the first start, domain `default`, user `admin` (a domain administrator) with a generated password, project `default`, admin's membership and one AK/SK pair.
 //!
 //! The store has no multi-object transaction for this, so bootstrap is made one *logical* unit:
 //! every step is idempotent (get-or-create by name, upsert, or a fresh secret that replaces the
@@ -13,8 +13,8 @@ use crate::files;
 use anyhow::Context as _;
 use runnel_domain::Timestamp;
 use runnel_store::{
-    AuditQuery, AuditStore, DomainRecord, IdentityStore, NewAuditEvent, ProjectRecord, Role, Store,
-    StoreError, UserRecord,
+    AuditQuery, AuditStore, DomainRecord, IdentityAdminStore, IdentityStore, NewAuditEvent,
+    ProjectRecord, Role, Store, StoreError, UserRecord,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -109,6 +109,10 @@ pub(crate) async fn bootstrap(
         .set_member(&project.id, &user.id, Role::Admin, now)
         .await
         .context("while making admin a project admin")?;
+    store
+        .set_domain_admin(&user.id, true, now)
+        .await
+        .context("while making admin a domain administrator")?;
     let password = generate_password();
     store
         .set_password(&user.id, &password, now)

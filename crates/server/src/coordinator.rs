@@ -90,8 +90,9 @@ impl Coordinator for LocalCoordinator {
 
     async fn cancelled(&self, lease: &LeaseRef) {
         self.engine.cancelled(&lease.job_run_id).await;
-        // The engine's push is keyed by job run, not by attempt: a push meant for an earlier,
-        // stopped attempt of this job (before a retry) must not stop this one. Confirm it.
+        // The engine's push is keyed by job run, not by attempt (a retry gives the job a fresh
+        // token before its new attempt can be claimed). Confirm with the store that this
+        // attempt is the one to stop, so a push can never stop the wrong attempt.
         match self.engine.heartbeat(&lease_token(lease)).await {
             Ok(beat) if beat.is_cancel_requested => {}
             Err(EngineError::Store(StoreError::LeaseLost | StoreError::NotFound)) => {}

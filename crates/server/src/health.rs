@@ -6,12 +6,13 @@ use axum::extract::State;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use runnel_engine::EngineTask;
 use runnel_store::Store;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tower::ServiceExt as _;
@@ -26,6 +27,8 @@ pub(crate) struct Health {
     is_pool_running: AtomicBool,
     store: OnceLock<Store>,
     api: OnceLock<Router>,
+    /// The engine's event loop, held here so readiness sees it; taken back for shutdown.
+    engine_task: Mutex<Option<EngineTask>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +60,28 @@ impl Health {
         let _ = self.store.set(store);
     }
 
+    pub(crate) fn set_engine_task(&self, task: EngineTask) {
+        *self
+            .engine_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(task);
+    }
+
+    pub(crate) fn take_engine_task(&self) -> Option<EngineTask> {
+        self.engine_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    fn is_engine_running(&self) -> bool {
+        self.engine_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(EngineTask::is_running)
+    }
+
     /// Routes every request that is not a health check to `api` from now on.
     pub(crate) fn set_api(&self, api: Router) {
         let _ = self.api.set(api);
@@ -83,6 +108,9 @@ async fn ready(State(health): State<Arc<Health>>) -> Response {
         Phase::Starting => return unavailable("starting"),
         Phase::Stopping => return unavailable("shutting down"),
         Phase::Running => {}
+    }
+    if !health.is_engine_running() {
+        return unavailable("the engine is not running");
     }
     if !health.is_pool_running.load(Ordering::SeqCst) {
         return unavailable("the executor pool is not running");
@@ -160,5 +188,41 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(status(&router, "/health/live").await, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn ready_needs_the_engine_loop_to_run() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = runnel_store::StoreConfig::sqlite(
+            &dir.path().join("runnel.db"),
+            runnel_store::SecretKey::generate(),
+        );
+        let store = Store::open(config).await.expect("store");
+        let (_engine, task) = runnel_engine::Engine::start(
+            store.clone(),
+            runnel_engine::EngineConfig::default(),
+            Arc::new(runnel_engine::SystemClock),
+        )
+        .await
+        .expect("engine");
+        let health = Arc::new(Health::default());
+        let router = router(Arc::clone(&health));
+        health.set_store(store.clone());
+        health.set_pool_running(true);
+        health.set_phase(Phase::Running);
+        assert_eq!(
+            status(&router, "/health/ready").await,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no engine yet"
+        );
+        health.set_engine_task(task);
+        assert_eq!(status(&router, "/health/ready").await, StatusCode::OK);
+        health.take_engine_task().expect("task").shutdown().await;
+        assert_eq!(
+            status(&router, "/health/ready").await,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the engine stopped"
+        );
+        store.close().await;
     }
 }

@@ -16,8 +16,10 @@
 mod bootstrap;
 pub mod coordinator;
 mod files;
+mod git;
 mod health;
 mod logging;
+mod memory;
 mod server;
 pub mod settings;
 

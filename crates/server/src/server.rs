@@ -7,7 +7,7 @@ use crate::health::{self, Health, Phase};
 use crate::settings::Settings;
 use anyhow::Context as _;
 use runnel_api::ApiState;
-use runnel_engine::{Clock as _, Engine, EngineTask, SystemClock};
+use runnel_engine::{Clock as _, Engine, SystemClock};
 use runnel_executor::ShellExecutor;
 use runnel_store::Store;
 use std::future::Future;
@@ -37,7 +37,6 @@ pub struct RunningServer {
     stop_claiming: CancellationToken,
     abort_jobs: CancellationToken,
     pool: JoinHandle<()>,
-    engine_task: EngineTask,
 }
 
 /// Starts everything and returns once the server is ready.
@@ -46,6 +45,7 @@ pub struct RunningServer {
 /// the secret key, the store (which checks its durability settings and migrates), bootstrap,
 /// the engine (which recovers unfinished runs), the API router, the executor pool.
 pub async fn start(mut settings: Settings) -> anyhow::Result<RunningServer> {
+    crate::memory::return_large_blocks();
     // Steps see their workspace path (`$WORKSPACE`): it must not depend on their directory.
     for dir in [
         &mut settings.storage.data_dir,
@@ -94,7 +94,6 @@ pub async fn start(mut settings: Settings) -> anyhow::Result<RunningServer> {
                 stop_claiming: components.stop_claiming,
                 abort_jobs: components.abort_jobs,
                 pool: components.pool,
-                engine_task: components.engine_task,
             })
         }
         Err(err) => {
@@ -204,7 +203,9 @@ impl RunningServer {
                 let _ = http.await;
             }
         }
-        self.engine_task.shutdown().await;
+        if let Some(engine_task) = self.health.take_engine_task() {
+            engine_task.shutdown().await;
+        }
         self.store.close().await;
         tracing::info!(elapsed = ?started.elapsed(), "stopped");
     }
@@ -214,7 +215,6 @@ impl RunningServer {
 struct Components {
     store: Store,
     engine: Engine,
-    engine_task: EngineTask,
     credentials: Option<BootstrapCredentials>,
     pool: JoinHandle<()>,
     stop_claiming: CancellationToken,
@@ -242,6 +242,10 @@ async fn start_components(
             SystemClock.now(),
         )
         .await?;
+        // Shipped system templates: added, upgraded in place or retired to match this build.
+        runnel_api::sync_system_templates(&store, SystemClock.now())
+            .await
+            .context("while loading the system templates")?;
         let (engine, engine_task) = Engine::start(
             store.clone(),
             settings.engine_config(public_url),
@@ -259,6 +263,11 @@ async fn start_components(
             return Err(err);
         }
     };
+    health.set_engine_task(engine_task);
+    // Before the API answers: sources are checked (S5) and runs pinned to commits with git.
+    engine.set_git_remote(Arc::new(crate::git::CliRemote(
+        runnel_executor::git::GitCli::new(settings.network_policy()),
+    )));
     health.set_api(runnel_api::router(ApiState {
         engine: engine.clone(),
         store: store.clone(),
@@ -271,6 +280,12 @@ async fn start_components(
     let coordinator = Arc::new(LocalCoordinator::new(engine.clone()));
     let stop_claiming = CancellationToken::new();
     let abort_jobs = CancellationToken::new();
+    // Schedules fire until the shutdown begins.
+    runnel_engine::schedule::spawn_scheduler_until(
+        engine.clone(),
+        runnel_engine::schedule::SchedulerConfig::default(),
+        stop_claiming.clone(),
+    );
     health.set_pool_running(true);
     let pool = tokio::spawn({
         let config = settings.worker_config();
@@ -286,7 +301,6 @@ async fn start_components(
     Ok(Components {
         store,
         engine,
-        engine_task,
         credentials,
         pool,
         stop_claiming,

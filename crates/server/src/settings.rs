@@ -41,6 +41,9 @@ pub struct ServerSettings {
     pub public_url: Option<String>,
     /// How long running steps may go on after a shutdown signal before they are stopped.
     pub shutdown_grace: Duration,
+    /// Threads of the async runtime (HTTP, engine, executor pool); the database connections and
+    /// step processes run on threads of their own.
+    pub worker_threads: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +82,10 @@ pub struct EngineSettings {
 pub struct SecuritySettings {
     /// `None`: read from (or generated into) `<data_dir>/secret.key` at start.
     pub secret_key: Option<SecretKey>,
+    /// Let the server fetch repositories on loopback, private and link-local addresses (S5).
+    pub allow_private_networks: bool,
+    /// Repository hosts allowed whatever they resolve to: names, or `*.suffix`.
+    pub allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,10 +123,45 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
+/// The shell as an absolute path, looked up once in the `PATH` steps get (the server's own when
+/// `PATH` is allowlisted, else the C library's default), which is where each step's lookup would
+/// find it. With no lookup left to do at spawn time, the standard library starts steps with
+/// `posix_spawn` (no copy of the server's page tables) instead of `fork` + `exec`.
+/// A shell that is not found stays as given: the step's spawn reports it.
+fn resolve_shell(shell: &std::path::Path, env_allowlist: &[String]) -> PathBuf {
+    if shell.components().count() != 1 {
+        return shell.to_owned();
+    }
+    let search = if env_allowlist.iter().any(|name| name == "PATH") {
+        std::env::var_os("PATH").unwrap_or_default()
+    } else {
+        std::ffi::OsString::from("/bin:/usr/bin")
+    };
+    std::env::split_paths(&search)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(shell))
+        .find(|candidate| is_executable_file(candidate))
+        .unwrap_or_else(|| shell.to_owned())
+}
+
+fn is_executable_file(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
 /// The file name of the SQLite database inside the data directory.
 pub const DATABASE_FILE: &str = "runnel.db";
 
 impl Settings {
+    /// The async runtime `runnel serve` runs on, sized by `server.worker_threads`.
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.server.worker_threads)
+            .enable_all()
+            .build()
+    }
+
     /// The settings with every default and nothing else (no file, no environment, no flags).
     pub fn defaults() -> Settings {
         // Defaults are valid by construction; a test checks it.
@@ -147,11 +189,20 @@ impl Settings {
         }
     }
 
+    /// Which repository hosts the server may fetch from (S5).
+    pub fn network_policy(&self) -> runnel_executor::git::NetworkPolicy {
+        runnel_executor::git::NetworkPolicy {
+            allow_private_networks: self.security.allow_private_networks,
+            allowed_hosts: self.security.allowed_hosts.clone(),
+        }
+    }
+
     pub fn shell_executor_config(&self) -> ShellExecutorConfig {
         let mut config = ShellExecutorConfig::new(&self.executor.workspace_root);
         config.keep_workspaces = self.executor.keep_workspaces;
         config.kill_grace = self.executor.kill_grace;
         config.env_policy = EnvPolicy::Allowlist(self.executor.env_allowlist.clone());
+        config.shell = resolve_shell(&config.shell, &self.executor.env_allowlist);
         config
     }
 

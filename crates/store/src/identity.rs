@@ -1,4 +1,7 @@
 //! Identity: domains (tenants), users (argon2 password hashes), tokens (SHA-256 digests), access keys (SK encrypted), projects, members.
+//!
+//! [`IdentityStore`] holds the single-object operations; [`IdentityAdminStore`] the changes a
+//! domain administrator makes, each one transaction together with its audit event.
 
 use crate::error::StoreError;
 use runnel_domain::Timestamp;
@@ -6,7 +9,10 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+mod admin;
 mod ops;
+
+pub use admin::generate_password;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainRecord {
@@ -23,6 +29,8 @@ pub struct UserRecord {
     pub name: String,
     pub display_name: String,
     pub is_disabled: bool,
+    /// May manage the users, projects, members, access keys and tokens of the domain.
+    pub is_domain_admin: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -67,6 +75,16 @@ pub struct AccessKeyRecord {
 
 /// A new access key: the SK is shown once; it is stored encrypted.
 pub type IssuedAccessKey = AccessKeyRecord;
+
+/// An access key without its secret key, for listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKeyInfo {
+    pub ak: String,
+    pub user_id: String,
+    pub description: String,
+    pub is_disabled: bool,
+    pub created_at: Timestamp,
+}
 
 impl fmt::Debug for AccessKeyRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -261,4 +279,131 @@ pub trait IdentityStore {
         &self,
         project_id: &str,
     ) -> impl Future<Output = Result<Vec<MemberRecord>, StoreError>> + Send;
+}
+
+/// Who makes an administrative change: recorded as the actor of its audit event, and the
+/// domain every object of the change must belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminActor {
+    pub user_id: String,
+    pub domain_id: String,
+}
+
+/// A user to create. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub name: String,
+    /// `None` creates a user who cannot log in with a password (access keys only).
+    pub password: Option<String>,
+    pub is_domain_admin: bool,
+}
+
+impl fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewUser")
+            .field("name", &self.name)
+            .field("password", &self.password.as_ref().map(|_| "…"))
+            .field("is_domain_admin", &self.is_domain_admin)
+            .finish()
+    }
+}
+
+/// The changes a domain administrator makes (`/v5/admin/…`), and the listings they need.
+///
+/// Every change is confined to `actor.domain_id`: a user, project or access key of another
+/// domain is `StoreError::NotFound`, exactly like one that does not exist. Each change is ONE
+/// transaction together with its audit event (`user.create`, `user.disable`, `user.enable`,
+/// `project.create`, `member.set`, `member.remove`, `access_key.create`, `access_key.delete`,
+/// `token.revoke_user`; details never hold secrets), so an error leaves nothing behind.
+pub trait IdentityAdminStore {
+    /// The domain's users, by name.
+    fn users(
+        &self,
+        domain_id: &str,
+    ) -> impl Future<Output = Result<Vec<UserRecord>, StoreError>> + Send;
+    /// A user's access keys, oldest first, without secret keys.
+    fn access_keys_of(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<AccessKeyInfo>, StoreError>> + Send;
+    /// The projects a user is a member of, by name, with the user's role.
+    fn member_projects(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<(ProjectRecord, Role)>, StoreError>> + Send;
+    /// Grants or withdraws domain administration (bootstrap grants it to `admin`).
+    fn set_domain_admin(
+        &self,
+        user_id: &str,
+        is_domain_admin: bool,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A name already used in the domain is `StoreError::Conflict`.
+    fn admin_create_user(
+        &self,
+        actor: &AdminActor,
+        user: NewUser,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<UserRecord, StoreError>> + Send;
+    /// Disables the user and revokes every live token of theirs, in one transaction; returns
+    /// how many tokens were revoked. Their access keys fail from the same moment (S6).
+    fn admin_disable_user(
+        &self,
+        actor: &AdminActor,
+        user_id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn admin_enable_user(
+        &self,
+        actor: &AdminActor,
+        user_id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Creates the project with the actor as its `admin` member, in one transaction. A name
+    /// already used in the domain is `StoreError::Conflict`.
+    fn admin_create_project(
+        &self,
+        actor: &AdminActor,
+        name: &str,
+        description: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<ProjectRecord, StoreError>> + Send;
+    /// Adds the member or changes their role.
+    fn admin_set_member(
+        &self,
+        actor: &AdminActor,
+        project_id: &str,
+        user_id: &str,
+        role: Role,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// `StoreError::NotFound` when the user is not a member.
+    fn admin_remove_member(
+        &self,
+        actor: &AdminActor,
+        project_id: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn admin_create_access_key(
+        &self,
+        actor: &AdminActor,
+        user_id: &str,
+        description: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<IssuedAccessKey, StoreError>> + Send;
+    fn admin_delete_access_key(
+        &self,
+        actor: &AdminActor,
+        ak: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Revokes every live token of the user; returns how many.
+    fn admin_revoke_user_tokens(
+        &self,
+        actor: &AdminActor,
+        user_id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }

@@ -41,8 +41,9 @@ pub use config::{Backend, DEFAULT_LOG_CAP_BYTES, SecretKey, StoreConfig};
 pub use crypto::new_id;
 pub use error::{BackendError, StoreError};
 pub use identity::{
-    AccessKeyRecord, DomainRecord, IdentityStore, IssuedAccessKey, IssuedToken, MemberRecord,
-    ProjectRecord, Role, TokenRecord, UserRecord,
+    AccessKeyInfo, AccessKeyRecord, AdminActor, DomainRecord, IdentityAdminStore, IdentityStore,
+    IssuedAccessKey, IssuedToken, MemberRecord, NewUser, ProjectRecord, Role, TokenRecord,
+    UserRecord, generate_password,
 };
 pub use logs::{AppendOutcome, LogInfo, LogPage, LogRead, LogStore, TRUNCATION_MARKER};
 pub use organize::{
@@ -50,8 +51,8 @@ pub use organize::{
     VariableGroupRecord, VariableGroupVariable,
 };
 pub use pipelines::{
-    COMPILED_RECORD_FORMAT, NewPipeline, PipelineQuery, PipelineRecord, PipelineSortKey,
-    PipelineStore, PipelineUpdate, PipelineVersionRecord,
+    COMPILED_RECORD_FORMAT, LatestRunFilter, NewPipeline, PipelineHead, PipelineQuery,
+    PipelineRecord, PipelineSortKey, PipelineStore, PipelineUpdate, PipelineVersionRecord,
 };
 pub use queue::{
     ClaimRequest, EnqueueJob, ExpiredLease, FinishedJob, Heartbeat, JobOutcome, JobQueue, Lease,
@@ -64,10 +65,15 @@ pub use runs::{
     StageStatusItem, StageUpdate, StepOutputRecord, StepPlacement, StepRunRecord, StepUpdateRow,
 };
 pub use sql::{Page, SortDir};
-pub use templates::{NewTemplate, TemplateQuery, TemplateRecord, TemplateStore};
+pub use templates::{
+    LegacyBuildRow, LegacyPipelineQuery, LegacyPipelineRow, LegacyPipelineStore, LegacySortKey,
+    NewTemplate, NewTemplateTask, SystemTemplate, SystemTemplateSync, TemplateQuery,
+    TemplateRecord, TemplateSortKey, TemplateStore, TemplateTaskRecord, TemplateTaskStatus,
+};
 pub use triggers::{
-    NewSchedule, NewTrigger, ScheduleRecord, TriggerRecord, TriggerStore, WebhookDelivery,
-    WebhookOutcome,
+    EndpointCredential, EndpointKind, EndpointRecord, EndpointStore, NewEndpoint, NewSchedule,
+    NewTrigger, PipelineEvents, ScheduleRecord, TriggerRecord, TriggerStore, TriggerUpsert,
+    WebhookDelivery, WebhookOutcome,
 };
 
 use crypto::SecretBox;

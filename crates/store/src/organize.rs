@@ -186,6 +186,16 @@ pub trait OrganizeStore {
         offset: i64,
         limit: i64,
     ) -> impl Future<Output = Result<Page<VariableGroupRecord>, StoreError>> + Send;
+    /// Replaces the variable groups bound to a pipeline (in binding order), in one
+    /// transaction: `NotFound` for a pipeline not in the project, `Invalid` for a group not in
+    /// it; nothing changes on error.
+    fn bind_variable_groups(
+        &self,
+        project_id: &str,
+        pipeline_id: &str,
+        group_ids: &[String],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The groups bound to a pipeline, in binding order.
     fn pipeline_variable_groups(
         &self,

@@ -5,14 +5,16 @@ use crate::error::StoreError;
 use crate::sql::{self, Arg, Page, SortDir, SqlBuilder};
 use runnel_domain::Timestamp;
 use runnel_domain::params::{VariableSpec, VariableType};
+use runnel_domain::status::RunStatus;
 use std::future::Future;
 
 mod read;
 mod write;
 
 use read::{pipeline_record, with_links};
-pub(crate) use write::set_tags;
-use write::{insert_pipeline, replace_pipeline};
+pub(crate) use write::{bind_groups, set_tags};
+// Also used by `triggers`, which writes a pipeline with its triggers and schedules.
+pub(crate) use write::{insert_pipeline, replace_pipeline};
 
 /// Layout version of the `compiled` record stored with each pipeline version.
 pub const COMPILED_RECORD_FORMAT: i64 = 1;
@@ -100,6 +102,25 @@ pub struct PipelineRecord {
     pub variable_group_ids: Vec<String>,
 }
 
+/// A pipeline's own columns, without its definition, variables or links: what routes that
+/// only read below a pipeline (runs, logs) need, in one light read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineHead {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub description: String,
+    pub is_publish: bool,
+    pub component_id: Option<String>,
+    pub group_id: Option<String>,
+    pub manifest_version: String,
+    pub current_version: i64,
+    pub last_run_number: i64,
+    pub is_banned: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineVersionRecord {
     pub pipeline_id: String,
@@ -121,13 +142,24 @@ pub enum PipelineSortKey {
     UpdateTime,
 }
 
-/// Filters of a pipeline list (spec §4.5).
+/// Filters of a pipeline list (spec §4.5). Every filter given must hold.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PipelineQuery {
     /// Case-insensitive substring of the name.
     pub name_contains: Option<String>,
+    /// Pipelines in this group or any of its subgroups.
     pub group_id: Option<String>,
     pub creator_id: Option<String>,
+    /// Any of these creators (empty = any).
+    pub creator_ids: Vec<String>,
+    pub component_id: Option<String>,
+    /// Pipelines carrying any of these tags (empty = any).
+    pub tag_ids: Vec<String>,
+    pub exclude_id: Option<String>,
+    /// `Some(false)`: only pipelines that are not disabled.
+    pub is_banned: Option<bool>,
+    /// Filters on each pipeline's latest run; a pipeline without runs matches none of them.
+    pub latest_run: LatestRunFilter,
     pub is_publish: Option<bool>,
     /// Only the pipelines this user favorited.
     pub favorites_of: Option<String>,
@@ -135,6 +167,29 @@ pub struct PipelineQuery {
     pub sort_dir: SortDir,
     pub offset: i64,
     pub limit: i64,
+}
+
+/// Filters on a pipeline's latest run (spec §4.5 `status`, `executor_ids`, `start_time`,
+/// `end_time`, `pipeline_run_update_time`). Empty lists and `None` filter nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LatestRunFilter {
+    pub statuses: Vec<RunStatus>,
+    pub executor_ids: Vec<String>,
+    /// Started at or after / at or before.
+    pub started_from: Option<Timestamp>,
+    pub started_to: Option<Timestamp>,
+    /// Changed after.
+    pub updated_after: Option<Timestamp>,
+}
+
+impl LatestRunFilter {
+    pub fn is_empty(&self) -> bool {
+        self.statuses.is_empty()
+            && self.executor_ids.is_empty()
+            && self.started_from.is_none()
+            && self.started_to.is_none()
+            && self.updated_after.is_none()
+    }
 }
 
 /// Pipelines of projects (spec §4). Every write is one transaction; every update adds a
@@ -160,6 +215,14 @@ pub trait PipelineStore {
         project_id: &str,
         pipeline_id: &str,
     ) -> impl Future<Output = Result<Option<PipelineRecord>, StoreError>> + Send;
+
+    /// The project's pipeline without definition, variables or links (`None` also for
+    /// another project's or a deleted one).
+    fn pipeline_head(
+        &self,
+        project_id: &str,
+        pipeline_id: &str,
+    ) -> impl Future<Output = Result<Option<PipelineHead>, StoreError>> + Send;
 
     /// Any project's pipeline, for the engine.
     fn pipeline_by_id(
@@ -280,6 +343,40 @@ impl PipelineStore for Store {
         }
     }
 
+    async fn pipeline_head(
+        &self,
+        project_id: &str,
+        pipeline_id: &str,
+    ) -> Result<Option<PipelineHead>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, project_id, name, description, is_publish, component_id, group_id, manifest_version, \
+             current_version, last_run_number, is_banned, created_at, updated_at FROM pipelines \
+             WHERE id = $1 AND project_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(pipeline_id)
+        .bind(project_id)
+        .fetch_optional(self.db().reader())
+        .await?;
+        row.map(|row| {
+            Ok(PipelineHead {
+                id: sql::text(&row, "id")?,
+                project_id: sql::text(&row, "project_id")?,
+                name: sql::text(&row, "name")?,
+                description: sql::text(&row, "description")?,
+                is_publish: sql::flag(&row, "is_publish")?,
+                component_id: sql::opt_text(&row, "component_id")?,
+                group_id: sql::opt_text(&row, "group_id")?,
+                manifest_version: sql::text(&row, "manifest_version")?,
+                current_version: sql::int(&row, "current_version")?,
+                last_run_number: sql::int(&row, "last_run_number")?,
+                is_banned: sql::flag(&row, "is_banned")?,
+                created_at: sql::ts(&row, "created_at")?,
+                updated_at: sql::ts(&row, "updated_at")?,
+            })
+        })
+        .transpose()
+    }
+
     async fn pipeline_by_id(
         &self,
         pipeline_id: &str,
@@ -341,10 +438,18 @@ impl PipelineStore for Store {
         );
         let mut select = SqlBuilder::new(concat!("SELECT ", pipeline_columns!()));
         let mut count = SqlBuilder::new("SELECT COUNT(*) AS total FROM pipelines p");
+        let latest = &query.latest_run;
         for builder in [&mut select, &mut count] {
+            if !latest.is_empty() {
+                // The latest run is the one numbered `last_run_number` (unique per pipeline).
+                builder.push(
+                    " JOIN runs lr ON lr.pipeline_id = p.id AND lr.run_number = p.last_run_number",
+                );
+            }
             builder
                 .push(" WHERE p.deleted_at IS NULL AND p.project_id = ")
                 .bind(Arg::Text(project_id.to_owned()));
+            push_extra_filters(builder, query);
             if let Some(name) = &query.name_contains {
                 builder
                     .push(" AND LOWER(p.name) LIKE ")
@@ -356,8 +461,14 @@ impl PipelineStore for Store {
             }
             if let Some(group_id) = &query.group_id {
                 builder
-                    .push(" AND p.group_id = ")
-                    .bind(Arg::Text(group_id.clone()));
+                    .push(
+                        " AND p.group_id IN (SELECT g.id FROM pipeline_groups g WHERE g.project_id = p.project_id AND \
+                         (g.id = ",
+                    )
+                    .bind(Arg::Text(group_id.clone()))
+                    .push(" OR g.path_id LIKE ")
+                    .bind(Arg::Text(format!("%{}.%", escape_like(group_id))))
+                    .push(" ESCAPE '\\'))");
             }
             if let Some(creator_id) = &query.creator_id {
                 builder
@@ -575,4 +686,61 @@ pub(crate) fn escape_like(text: &str) -> String {
         out.push(ch);
     }
     out
+}
+
+/// The filters besides name, group, creator, kind and favorites (see [`PipelineQuery`]).
+fn push_extra_filters(builder: &mut SqlBuilder, query: &PipelineQuery) {
+    if !query.creator_ids.is_empty() {
+        builder
+            .push(" AND p.creator_id IN ")
+            .bind_list(query.creator_ids.iter().map(|id| Arg::Text(id.clone())));
+    }
+    if let Some(component_id) = &query.component_id {
+        builder
+            .push(" AND p.component_id = ")
+            .bind(Arg::Text(component_id.clone()));
+    }
+    if !query.tag_ids.is_empty() {
+        builder
+            .push(" AND p.id IN (SELECT t.pipeline_id FROM pipeline_tags t WHERE t.tag_id IN ")
+            .bind_list(query.tag_ids.iter().map(|id| Arg::Text(id.clone())))
+            .push(")");
+    }
+    if let Some(exclude_id) = &query.exclude_id {
+        builder
+            .push(" AND p.id <> ")
+            .bind(Arg::Text(exclude_id.clone()));
+    }
+    if query.is_banned == Some(false) {
+        builder.push(" AND p.is_banned = 0");
+    }
+    let latest = &query.latest_run;
+    if !latest.statuses.is_empty() {
+        builder.push(" AND lr.status IN ").bind_list(
+            latest
+                .statuses
+                .iter()
+                .map(|status| Arg::Text(status.as_str().to_owned())),
+        );
+    }
+    if !latest.executor_ids.is_empty() {
+        builder
+            .push(" AND lr.executor_id IN ")
+            .bind_list(latest.executor_ids.iter().map(|id| Arg::Text(id.clone())));
+    }
+    if let Some(from) = latest.started_from {
+        builder
+            .push(" AND lr.start_time >= ")
+            .bind(Arg::Int(from.as_millis()));
+    }
+    if let Some(to) = latest.started_to {
+        builder
+            .push(" AND lr.start_time <= ")
+            .bind(Arg::Int(to.as_millis()));
+    }
+    if let Some(after) = latest.updated_after {
+        builder
+            .push(" AND lr.updated_at > ")
+            .bind(Arg::Int(after.as_millis()));
+    }
 }

@@ -297,6 +297,8 @@ pub struct RunQuery {
     pub started_to: Option<Timestamp>,
     /// Runs changed after.
     pub updated_after: Option<Timestamp>,
+    /// Only runs with a job of this identifier (spec §5.4 `job_id`).
+    pub job_identifier: Option<String>,
     pub sort_key: RunSortKey,
     pub sort_dir: SortDir,
     pub offset: i64,

@@ -1,4 +1,18 @@
-//! Pipeline templates (system and custom, per tenant) and users' template favorites.
+//! Pipeline templates (system and custom, per tenant), users' template favorites, the shipped
+//! system templates' in-place upgrade, v3 template creation tasks, and the v3 cross-project
+//! pipeline list (spec §2, §3.1, §9).
+
+mod legacy;
+mod system;
+mod tasks;
+#[cfg(test)]
+mod tests;
+
+pub use legacy::{
+    LegacyBuildRow, LegacyPipelineQuery, LegacyPipelineRow, LegacyPipelineStore, LegacySortKey,
+};
+pub use system::{SystemTemplate, SystemTemplateSync};
+pub use tasks::{NewTemplateTask, TemplateTaskRecord, TemplateTaskStatus};
 
 use crate::Store;
 use crate::error::StoreError;
@@ -50,11 +64,12 @@ pub struct TemplateQuery {
     pub name_contains: Option<String>,
     /// Compared case-insensitively.
     pub language: Option<String>,
+    /// Any of these spellings, compared case-insensitively (empty: no filter).
+    pub languages: Vec<String>,
     pub is_system: Option<bool>,
     /// Only this user's favorites.
     pub favorites_of: Option<String>,
-    /// Sort by name (`true`) or creation time.
-    pub sort_by_name: bool,
+    pub sort_key: TemplateSortKey,
     pub sort_dir: SortDir,
     pub offset: i64,
     pub limit: i64,
@@ -102,6 +117,50 @@ pub trait TemplateStore {
         user_id: &str,
         template_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Which of `template_ids` the user favorited (for lists).
+    fn template_favorites_among(
+        &self,
+        user_id: &str,
+        template_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Makes the stored system templates exactly the shipped ones, in ONE transaction: a missing
+    /// one is inserted with its stable id, one whose `content_hash` differs is upgraded in place
+    /// (id, creation time and favorites kept), and a system template no longer shipped is
+    /// deleted. Idempotent, and safe when several servers start at once.
+    fn sync_system_templates(
+        &self,
+        templates: Vec<SystemTemplate>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<SystemTemplateSync, StoreError>> + Send;
+
+    /// Records a v3 creation task (spec §2.1) as `initializing`.
+    fn create_template_task(
+        &self,
+        task: NewTemplateTask,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Moves a task on; `pipeline_id` is set once the pipeline exists.
+    fn update_template_task(
+        &self,
+        task_id: &str,
+        status: TemplateTaskStatus,
+        pipeline_id: Option<String>,
+        message: String,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn template_task(
+        &self,
+        task_id: &str,
+    ) -> impl Future<Output = Result<Option<TemplateTaskRecord>, StoreError>> + Send;
+}
+
+/// What a template list is sorted by (ties broken by id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TemplateSortKey {
+    #[default]
+    CreateTime,
+    UpdateTime,
+    Name,
 }
 
 const TEMPLATE_COLUMNS: &str = "id, domain_id, name, description, language, manifest_version, icon, is_system, \
@@ -243,6 +302,14 @@ impl TemplateStore for Store {
                     .push(" AND LOWER(language) = ")
                     .bind(Arg::Text(language.to_lowercase()));
             }
+            if !query.languages.is_empty() {
+                builder.push(" AND LOWER(language) IN ").bind_list(
+                    query
+                        .languages
+                        .iter()
+                        .map(|language| Arg::Text(language.to_lowercase())),
+                );
+            }
             if let Some(is_system) = query.is_system {
                 builder
                     .push(" AND is_system = ")
@@ -255,11 +322,13 @@ impl TemplateStore for Store {
                     .push(")");
             }
         }
-        select.push(match (query.sort_by_name, query.sort_dir) {
-            (true, SortDir::Asc) => " ORDER BY name, id",
-            (true, SortDir::Desc) => " ORDER BY name DESC, id DESC",
-            (false, SortDir::Asc) => " ORDER BY created_at, id",
-            (false, SortDir::Desc) => " ORDER BY created_at DESC, id DESC",
+        select.push(match (query.sort_key, query.sort_dir) {
+            (TemplateSortKey::Name, SortDir::Asc) => " ORDER BY name, id",
+            (TemplateSortKey::Name, SortDir::Desc) => " ORDER BY name DESC, id DESC",
+            (TemplateSortKey::CreateTime, SortDir::Asc) => " ORDER BY created_at, id",
+            (TemplateSortKey::CreateTime, SortDir::Desc) => " ORDER BY created_at DESC, id DESC",
+            (TemplateSortKey::UpdateTime, SortDir::Asc) => " ORDER BY updated_at, id",
+            (TemplateSortKey::UpdateTime, SortDir::Desc) => " ORDER BY updated_at DESC, id DESC",
         });
         select
             .push(" LIMIT ")
@@ -318,6 +387,53 @@ impl TemplateStore for Store {
             .fetch_one(self.db().reader())
             .await?;
         Ok(sql::int(&row, "found")? > 0)
+    }
+
+    async fn template_favorites_among(
+        &self,
+        user_id: &str,
+        template_ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        if template_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut select =
+            SqlBuilder::new("SELECT template_id FROM template_favorites WHERE user_id = ");
+        select
+            .bind(Arg::Text(user_id.to_owned()))
+            .push(" AND template_id IN ")
+            .bind_list(template_ids.iter().cloned().map(Arg::Text));
+        let rows = select.query().fetch_all(self.db().reader()).await?;
+        rows.iter()
+            .map(|row| sql::text(row, "template_id"))
+            .collect()
+    }
+
+    async fn sync_system_templates(
+        &self,
+        templates: Vec<SystemTemplate>,
+        now: Timestamp,
+    ) -> Result<SystemTemplateSync, StoreError> {
+        system::sync(self, templates, now).await
+    }
+
+    async fn create_template_task(&self, task: NewTemplateTask) -> Result<(), StoreError> {
+        tasks::create(self, task).await
+    }
+
+    async fn update_template_task(
+        &self,
+        task_id: &str,
+        status: TemplateTaskStatus,
+        pipeline_id: Option<String>,
+        message: String,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        tasks::update(self, task_id, status, pipeline_id, message, now).await
+    }
+
+    async fn template_task(&self, task_id: &str) -> Result<Option<TemplateTaskRecord>, StoreError> {
+        tasks::get(self, task_id).await
     }
 }
 

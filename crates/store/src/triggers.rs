@@ -1,8 +1,17 @@
-//! Schedules (leased firing for several servers), code-event triggers (webhook secrets encrypted) and webhook deliveries.
+//! Schedules (leased firing for several servers), code-event triggers (webhook secrets encrypted),
+//! webhook deliveries, and service endpoints (git credentials, encrypted).
 
+mod endpoints;
+
+pub use endpoints::{EndpointCredential, EndpointKind, EndpointRecord, EndpointStore, NewEndpoint};
+
+use crate::crypto::SecretBox;
 use crate::error::StoreError;
-use crate::{Store, sql};
+use crate::pipelines::{insert_pipeline, replace_pipeline};
+use crate::sql::Page;
+use crate::{NewPipeline, PipelineRecord, PipelineStore, PipelineUpdate, Store, sql};
 use runnel_domain::Timestamp;
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use std::fmt;
 use std::future::Future;
@@ -55,6 +64,8 @@ pub struct NewTrigger {
 pub struct TriggerRecord {
     /// Numeric webhook id (`hook_id` on the wire, as a string).
     pub hook_id: i64,
+    /// The server generated the secret (else the caller gave it).
+    pub is_secret_generated: bool,
     pub pipeline_id: String,
     pub git_type: String,
     pub git_url: String,
@@ -102,6 +113,22 @@ impl WebhookOutcome {
             WebhookOutcome::Rejected => "rejected",
         }
     }
+}
+
+/// A trigger to keep (`hook_id` of one of the pipeline's triggers) or to create (`None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriggerUpsert {
+    pub hook_id: Option<i64>,
+    pub trigger: NewTrigger,
+    /// The server generated `trigger.secret`.
+    pub is_secret_generated: bool,
+}
+
+/// The triggers and schedules a pipeline is saved with.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PipelineEvents {
+    pub triggers: Vec<TriggerUpsert>,
+    pub schedules: Vec<NewSchedule>,
 }
 
 /// One received webhook call.
@@ -170,16 +197,60 @@ pub trait TriggerStore {
         hook_id: i64,
     ) -> impl Future<Output = Result<Option<TriggerRecord>, StoreError>> + Send;
 
+    /// Makes `triggers` the pipeline's triggers, in ONE transaction: an upsert naming one of the
+    /// pipeline's hook ids updates that trigger (its deliveries stay), one without (or naming a
+    /// hook of another pipeline) creates a trigger, and the pipeline's other triggers are deleted.
+    /// Returns the triggers in the order given.
+    fn replace_triggers(
+        &self,
+        pipeline_id: &str,
+        triggers: Vec<TriggerUpsert>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<TriggerRecord>, StoreError>> + Send;
+
+    /// Creates a pipeline together with its triggers and schedules, in ONE transaction (a
+    /// pipeline never exists without the triggers it was saved with).
+    fn create_pipeline_with_events(
+        &self,
+        pipeline: NewPipeline,
+        events: PipelineEvents,
+    ) -> impl Future<Output = Result<PipelineRecord, StoreError>> + Send;
+
+    /// Updates a pipeline (a new version) and replaces its triggers and schedules, in ONE
+    /// transaction; returns the new version.
+    fn update_pipeline_with_events(
+        &self,
+        project_id: &str,
+        pipeline_id: &str,
+        update: PipelineUpdate,
+        events: PipelineEvents,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
     /// `false` when this delivery id was recorded before (a replay) and nothing was stored.
     fn record_delivery(
         &self,
         delivery: WebhookDelivery,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Whether a delivery with this id was recorded for the hook.
+    fn delivery_seen(
+        &self,
+        hook_id: i64,
+        delivery_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The deliveries of a pipeline's triggers, newest first.
+    fn deliveries(
+        &self,
+        pipeline_id: &str,
+        offset: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Page<WebhookDelivery>, StoreError>> + Send;
 }
 
 const SCHEDULE_COLUMNS: &str = "id, pipeline_id, name, type, is_enabled, spec, next_fire_at, last_fired_at, created_at, updated_at";
 const TRIGGER_COLUMNS: &str = "hook_id, pipeline_id, git_type, git_url, repo_id, endpoint_id, events, is_auto_commit, \
-     secret_ciphertext, created_at, updated_at";
+     secret_ciphertext, is_secret_generated, created_at, updated_at";
 
 impl TriggerStore for Store {
     async fn replace_schedules(
@@ -191,29 +262,9 @@ impl TriggerStore for Store {
         let owned_pipeline = pipeline_id.to_owned();
         self.db()
             .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query("DELETE FROM schedules WHERE pipeline_id = $1")
-                        .bind(&owned_pipeline)
-                        .execute(&mut *conn)
-                        .await?;
-                    for schedule in &schedules {
-                        sqlx::query(
-                            "INSERT INTO schedules (id, pipeline_id, name, type, is_enabled, spec, next_fire_at, created_at, \
-                             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-                        )
-                        .bind(schedule.id.clone().unwrap_or_else(crate::new_id))
-                        .bind(&owned_pipeline)
-                        .bind(&schedule.name)
-                        .bind(&schedule.schedule_type)
-                        .bind(sql::flag_value(schedule.is_enabled))
-                        .bind(sql::to_json(&schedule.spec)?)
-                        .bind(sql::opt_millis(schedule.next_fire_at))
-                        .bind(sql::millis(now))
-                        .execute(&mut *conn)
-                        .await?;
-                    }
-                    Ok(())
-                })
+                Box::pin(
+                    async move { write_schedules(conn, &owned_pipeline, &schedules, now).await },
+                )
             })
             .await?;
         self.schedules(pipeline_id).await
@@ -412,10 +463,265 @@ impl TriggerStore for Store {
             })
             .await
     }
+
+    async fn replace_triggers(
+        &self,
+        pipeline_id: &str,
+        triggers: Vec<TriggerUpsert>,
+        now: Timestamp,
+    ) -> Result<Vec<TriggerRecord>, StoreError> {
+        let owned_pipeline = pipeline_id.to_owned();
+        let secrets = self.secrets().clone();
+        let hook_ids: Vec<i64> = self
+            .db()
+            .write(move |conn| {
+                Box::pin(async move {
+                    write_triggers(conn, &secrets, &owned_pipeline, &triggers, now).await
+                })
+            })
+            .await?;
+        self.ordered_triggers(pipeline_id, &hook_ids).await
+    }
+
+    async fn create_pipeline_with_events(
+        &self,
+        pipeline: NewPipeline,
+        events: PipelineEvents,
+    ) -> Result<PipelineRecord, StoreError> {
+        let secrets = self.secrets().clone();
+        let (id, project_id, now) = (
+            pipeline.id.clone(),
+            pipeline.project_id.clone(),
+            pipeline.now,
+        );
+        self.db()
+            .write(move |conn| {
+                Box::pin(async move {
+                    insert_pipeline(conn, &secrets, &pipeline).await?;
+                    write_triggers(conn, &secrets, &pipeline.id, &events.triggers, now).await?;
+                    write_schedules(conn, &pipeline.id, &events.schedules, now).await
+                })
+            })
+            .await?;
+        self.pipeline(&project_id, &id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn update_pipeline_with_events(
+        &self,
+        project_id: &str,
+        pipeline_id: &str,
+        update: PipelineUpdate,
+        events: PipelineEvents,
+    ) -> Result<i64, StoreError> {
+        let secrets = self.secrets().clone();
+        let (project_id, pipeline_id) = (project_id.to_owned(), pipeline_id.to_owned());
+        self.db()
+            .write(move |conn| {
+                Box::pin(async move {
+                    let version =
+                        replace_pipeline(conn, &secrets, &project_id, &pipeline_id, &update)
+                            .await?;
+                    write_triggers(conn, &secrets, &pipeline_id, &events.triggers, update.now)
+                        .await?;
+                    write_schedules(conn, &pipeline_id, &events.schedules, update.now).await?;
+                    Ok(version)
+                })
+            })
+            .await
+    }
+
+    async fn delivery_seen(&self, hook_id: i64, delivery_id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS seen FROM webhook_deliveries WHERE hook_id = $1 AND delivery_id = $2",
+        )
+        .bind(hook_id)
+        .bind(delivery_id)
+        .fetch_one(self.db().reader())
+        .await?;
+        Ok(sql::int(&row, "seen")? > 0)
+    }
+
+    async fn deliveries(
+        &self,
+        pipeline_id: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page<WebhookDelivery>, StoreError> {
+        let (offset, limit) = sql::window(offset, limit, 100);
+        let total = sqlx::query(
+            "SELECT COUNT(*) AS total FROM webhook_deliveries d JOIN triggers t ON t.hook_id = d.hook_id \
+             WHERE t.pipeline_id = $1",
+        )
+        .bind(pipeline_id)
+        .fetch_one(self.db().reader())
+        .await?;
+        let rows = sqlx::query(
+            "SELECT d.hook_id, d.delivery_id, d.event, d.outcome, d.message, d.run_id, d.received_at \
+             FROM webhook_deliveries d JOIN triggers t ON t.hook_id = d.hook_id WHERE t.pipeline_id = $1 \
+             ORDER BY d.received_at DESC, d.id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(pipeline_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.db().reader())
+        .await?;
+        let items = rows
+            .iter()
+            .map(|row| {
+                Ok(WebhookDelivery {
+                    hook_id: sql::int(row, "hook_id")?,
+                    delivery_id: sql::text(row, "delivery_id")?,
+                    event: sql::text(row, "event")?,
+                    outcome: match sql::text(row, "outcome")?.as_str() {
+                        "accepted" => WebhookOutcome::Accepted,
+                        "ignored" => WebhookOutcome::Ignored,
+                        "rejected" => WebhookOutcome::Rejected,
+                        other => {
+                            return Err(StoreError::Corrupt(format!(
+                                "unknown delivery outcome `{other}`"
+                            )));
+                        }
+                    },
+                    message: sql::text(row, "message")?,
+                    run_id: sql::opt_text(row, "run_id")?,
+                    received_at: sql::ts(row, "received_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Page {
+            total: sql::int(&total, "total")?,
+            items,
+        })
+    }
+}
+
+/// Makes `schedules` the pipeline's schedules (see [`TriggerStore::replace_schedules`]).
+async fn write_schedules(
+    conn: &mut AnyConnection,
+    pipeline_id: &str,
+    schedules: &[NewSchedule],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM schedules WHERE pipeline_id = $1")
+        .bind(pipeline_id)
+        .execute(&mut *conn)
+        .await?;
+    for schedule in schedules {
+        sqlx::query(
+            "INSERT INTO schedules (id, pipeline_id, name, type, is_enabled, spec, next_fire_at, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(schedule.id.clone().unwrap_or_else(crate::new_id))
+        .bind(pipeline_id)
+        .bind(&schedule.name)
+        .bind(&schedule.schedule_type)
+        .bind(sql::flag_value(schedule.is_enabled))
+        .bind(sql::to_json(&schedule.spec)?)
+        .bind(sql::opt_millis(schedule.next_fire_at))
+        .bind(sql::millis(now))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Makes `triggers` the pipeline's triggers (see [`TriggerStore::replace_triggers`]); returns
+/// their hook ids in the order given.
+async fn write_triggers(
+    conn: &mut AnyConnection,
+    secrets: &SecretBox,
+    pipeline_id: &str,
+    triggers: &[TriggerUpsert],
+    now: Timestamp,
+) -> Result<Vec<i64>, StoreError> {
+    let existing: Vec<i64> = sqlx::query("SELECT hook_id FROM triggers WHERE pipeline_id = $1")
+        .bind(pipeline_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| sql::int(row, "hook_id"))
+        .collect::<Result<_, _>>()?;
+    let context = trigger_context(pipeline_id);
+    let mut kept = Vec::with_capacity(triggers.len());
+    for upsert in triggers {
+        let trigger = &upsert.trigger;
+        let sealed = secrets.seal_text(&context, &trigger.secret)?;
+        let reuse = upsert
+            .hook_id
+            .filter(|id| existing.contains(id) && !kept.contains(id));
+        let hook_id = match reuse {
+            Some(hook_id) => {
+                sqlx::query(
+                    "UPDATE triggers SET git_type = $2, git_url = $3, repo_id = $4, endpoint_id = $5, \
+                     events = $6, is_auto_commit = $7, secret_ciphertext = $8, updated_at = $9, \
+                     is_secret_generated = $10 WHERE hook_id = $1",
+                )
+                .bind(hook_id)
+                .bind(&trigger.git_type)
+                .bind(&trigger.git_url)
+                .bind(&trigger.repo_id)
+                .bind(trigger.endpoint_id.as_deref())
+                .bind(sql::to_json(&trigger.events)?)
+                .bind(sql::flag_value(trigger.is_auto_commit))
+                .bind(sealed)
+                .bind(sql::millis(now))
+                .bind(sql::flag_value(upsert.is_secret_generated))
+                .execute(&mut *conn)
+                .await?;
+                hook_id
+            }
+            None => {
+                let row = sqlx::query(
+                    "INSERT INTO triggers (pipeline_id, git_type, git_url, repo_id, endpoint_id, events, \
+                     is_auto_commit, secret_ciphertext, created_at, updated_at, is_secret_generated) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING hook_id",
+                )
+                .bind(pipeline_id)
+                .bind(&trigger.git_type)
+                .bind(&trigger.git_url)
+                .bind(&trigger.repo_id)
+                .bind(trigger.endpoint_id.as_deref())
+                .bind(sql::to_json(&trigger.events)?)
+                .bind(sql::flag_value(trigger.is_auto_commit))
+                .bind(sealed)
+                .bind(sql::millis(now))
+                .bind(sql::flag_value(upsert.is_secret_generated))
+                .fetch_one(&mut *conn)
+                .await?;
+                sql::int(&row, "hook_id")?
+            }
+        };
+        kept.push(hook_id);
+    }
+    for hook_id in existing.iter().filter(|id| !kept.contains(id)) {
+        sqlx::query("DELETE FROM triggers WHERE hook_id = $1")
+            .bind(*hook_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(kept)
 }
 
 impl Store {
-    fn trigger_record(&self, row: &AnyRow) -> Result<TriggerRecord, StoreError> {
+    /// The pipeline's triggers, in the order of `hook_ids`.
+    async fn ordered_triggers(
+        &self,
+        pipeline_id: &str,
+        hook_ids: &[i64],
+    ) -> Result<Vec<TriggerRecord>, StoreError> {
+        let mut records = self.triggers(pipeline_id).await?;
+        records.sort_by_key(|record| {
+            hook_ids
+                .iter()
+                .position(|id| *id == record.hook_id)
+                .unwrap_or(usize::MAX)
+        });
+        Ok(records)
+    }
+
+    pub(crate) fn trigger_record(&self, row: &AnyRow) -> Result<TriggerRecord, StoreError> {
         let pipeline_id = sql::text(row, "pipeline_id")?;
         let secret = self.secrets().open_text(
             &trigger_context(&pipeline_id),
@@ -423,6 +729,7 @@ impl Store {
         )?;
         Ok(TriggerRecord {
             hook_id: sql::int(row, "hook_id")?,
+            is_secret_generated: sql::flag(row, "is_secret_generated")?,
             git_type: sql::text(row, "git_type")?,
             git_url: sql::text(row, "git_url")?,
             repo_id: sql::text(row, "repo_id")?,

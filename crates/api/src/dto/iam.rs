@@ -3,30 +3,30 @@
 use serde::{Deserialize, Serialize};
 
 /// `KeystoneCreateUserTokenByPasswordRequestBody` (§10.1).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct TokenRequest {
     pub(crate) auth: AuthBody,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct AuthBody {
     pub(crate) identity: Identity,
     pub(crate) scope: Scope,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct Identity {
     pub(crate) methods: Vec<String>,
     #[serde(default)]
     pub(crate) password: Option<PasswordIdentity>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct PasswordIdentity {
     pub(crate) user: PasswordUser,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct PasswordUser {
     pub(crate) name: String,
     pub(crate) password: String,
@@ -43,7 +43,7 @@ impl std::fmt::Debug for PasswordUser {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 pub(crate) struct NameOrId {
     #[serde(default)]
     pub(crate) id: Option<String>,
@@ -52,7 +52,7 @@ pub(crate) struct NameOrId {
 }
 
 /// Exactly one of `project` or `domain`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct Scope {
     #[serde(default)]
     pub(crate) project: Option<NameOrId>,
@@ -61,7 +61,8 @@ pub(crate) struct Scope {
 }
 
 /// `GET /v3/projects` (§10.2).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ProjectsQuery {
     #[serde(default)]
     pub(crate) name: Option<String>,
@@ -78,7 +79,8 @@ pub(crate) struct ProjectsQuery {
 }
 
 /// `?nocatalog=…` of `POST /v3/auth/tokens`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct TokenQuery {
     #[serde(default)]
     pub(crate) nocatalog: Option<String>,

@@ -2,6 +2,7 @@
 //! store records. Only these types are serialized; store and domain types never are.
 
 pub(crate) mod iam;
+pub(crate) mod organize;
 pub(crate) mod pipeline;
 pub(crate) mod run;
 
@@ -42,7 +43,7 @@ pub(crate) struct GatePath {
 }
 
 /// The answer of most actions: `{"success": true}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Success {
     pub(crate) success: bool,
 }
@@ -50,7 +51,7 @@ pub(crate) struct Success {
 pub(crate) const SUCCESS: Success = Success { success: true };
 
 /// `{"pipeline_id": …}`: the answer of create, update and delete.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct PipelineIdResponse {
     pub(crate) pipeline_id: String,
 }
@@ -97,7 +98,7 @@ fn zone(offset_minutes: i32) -> FixedOffset {
 
 /// A time filter: epoch milliseconds as a number or a numeric string, or `yyyy-MM-dd HH:mm:ss`
 /// in the configured zone (spec §1.8).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub(crate) enum TimeFilter {
     Millis(i64),

@@ -10,20 +10,23 @@ use serde_json::{Map, Value, json};
 pub(crate) const MASK: &str = "******";
 
 /// `PipelineDTO`: the body of create (§4.1) and update (§4.3).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct PipelineBody {
     pub(crate) name: String,
     #[serde(default)]
     pub(crate) description: Option<String>,
     pub(crate) is_publish: bool,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub(crate) sources: Option<Vec<Map<String, Value>>>,
     /// Parsed and checked by the domain (`runnel_domain::params::parse_variables`).
     #[serde(default)]
     pub(crate) variables: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub(crate) schedules: Option<Vec<Map<String, Value>>>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub(crate) triggers: Option<Vec<Map<String, Value>>>,
     #[serde(default)]
     pub(crate) manifest_version: Option<String>,
@@ -55,7 +58,8 @@ pub(crate) struct PipelineBody {
 }
 
 /// `component_id` of create and update.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ComponentQuery {
     #[serde(default)]
     pub(crate) component_id: Option<String>,
@@ -63,7 +67,7 @@ pub(crate) struct ComponentQuery {
 
 /// `ListPipelineQuery` (§4.5). Filters the store cannot apply yet are accepted and listed in
 /// the crate docs as not applied.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct ListPipelinesQuery {
     #[serde(default)]
     pub(crate) name: Option<String>,
@@ -85,10 +89,39 @@ pub(crate) struct ListPipelinesQuery {
     pub(crate) sort_key: Option<String>,
     #[serde(default)]
     pub(crate) sort_dir: Option<String>,
+    /// The path's project, repeated; another one is refused.
+    #[serde(default)]
+    pub(crate) project_id: Option<String>,
+    /// Only the path's project is listed; other ids are refused.
+    #[serde(default)]
+    pub(crate) project_ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) component_id: Option<String>,
+    /// The latest run's executors.
+    #[serde(default)]
+    pub(crate) executor_ids: Option<Vec<String>>,
+    /// The latest run started at or after / at or before (epoch ms or `yyyy-MM-dd HH:mm:ss`).
+    #[serde(default)]
+    pub(crate) start_time: Option<super::TimeFilter>,
+    #[serde(default)]
+    pub(crate) end_time: Option<super::TimeFilter>,
+    /// The latest run changed after.
+    #[serde(default)]
+    pub(crate) pipeline_run_update_time: Option<super::TimeFilter>,
+    #[serde(default)]
+    pub(crate) exclude_pipeline_id: Option<String>,
+    /// Tag ids: pipelines carrying any of them.
+    #[serde(default)]
+    pub(crate) tag_list: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) manifest_version_list: Option<Vec<String>>,
+    /// `false`: leave disabled pipelines out.
+    #[serde(default)]
+    pub(crate) is_banned: Option<bool>,
 }
 
 /// `ShowPipelineDetailResponse` (§4.2).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct PipelineDetail {
     pub(crate) id: String,
     pub(crate) name: String,
@@ -137,7 +170,7 @@ pub(crate) struct PipelineDetail {
 }
 
 /// `PipelineVariable` (§13); secret values are masked.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct PipelineVariable {
     pub(crate) name: String,
     pub(crate) sequence: Option<i64>,
@@ -153,7 +186,7 @@ pub(crate) struct PipelineVariable {
 }
 
 /// The caller's permissions on the pipeline (spec §4.2 `permissions`, inferred shape).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub(crate) struct Permissions {
     pub(crate) view: bool,
     pub(crate) execute: bool,
@@ -162,7 +195,7 @@ pub(crate) struct Permissions {
 }
 
 /// A tag in pipeline lists and details.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(crate) struct TagItem {
     pub(crate) tag_id: String,
     pub(crate) name: String,
@@ -351,7 +384,7 @@ pub(crate) fn tag_item(tag: &TagRecord, domain_id: &str) -> TagItem {
 }
 
 /// `ListPipelinesPagePipelines` (§4.5).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct PipelineListItem {
     pub(crate) pipeline_id: String,
     pub(crate) name: String,
@@ -371,7 +404,7 @@ pub(crate) struct PipelineListItem {
 }
 
 /// `ListPipelinesResponse` (§4.5).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct PipelineList {
     pub(crate) offset: i64,
     pub(crate) limit: i64,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// `RunPipelineDTO` (§5.1); an empty body runs with the defaults.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct RunBody {
     #[serde(default)]
     pub(crate) sources: Option<Vec<RunSource>>,
@@ -24,14 +24,35 @@ pub(crate) struct RunBody {
     pub(crate) sub_hook: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The answer of a run (§5.1). A queued run also carries `error_code` `DEVPIPE.00011169`,
+/// `error_msg` and `error` (HTTP 200 all the same).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct RunStarted {
+    pub(crate) pipeline_run_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error_msg: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<QueuedRun>,
+}
+
+/// `error` of a queued run's answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct QueuedRun {
+    pub(crate) pipeline_run_id: String,
+    /// What `…/cancel-queuing/{queue_id}` takes (the run id).
+    pub(crate) queue_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct RunSource {
     #[serde(rename = "type")]
     pub(crate) kind: String,
     pub(crate) params: RunSourceParams,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 pub(crate) struct RunSourceParams {
     pub(crate) git_type: String,
     pub(crate) git_url: String,
@@ -49,7 +70,7 @@ pub(crate) struct RunSourceParams {
     pub(crate) change_request_ids: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 pub(crate) struct RunBuildParams {
     pub(crate) build_type: String,
     #[serde(default)]
@@ -60,14 +81,14 @@ pub(crate) struct RunBuildParams {
     pub(crate) tag: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct RunVariable {
     pub(crate) name: String,
     pub(crate) value: String,
 }
 
 /// `RetryPipelineRequest` (§5.3).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct RetryBody {
     #[serde(default)]
     #[allow(dead_code)]
@@ -78,7 +99,7 @@ pub(crate) struct RetryBody {
 }
 
 /// `ListPipelineRunsQuery` (§5.4).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct ListRunsQuery {
     #[serde(default)]
     pub(crate) status: Option<Vec<String>>,
@@ -104,10 +125,14 @@ pub(crate) struct ListRunsQuery {
     pub(crate) show_job_details: Option<bool>,
     #[serde(default)]
     pub(crate) stage_id: Option<String>,
+    /// With `show_job_details`: only runs with a job of this identifier.
+    #[serde(default)]
+    pub(crate) job_id: Option<String>,
 }
 
 /// Query of the run detail (§5.5).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DetailQuery {
     #[serde(default)]
     pub(crate) pipeline_run_id: Option<String>,
@@ -116,7 +141,7 @@ pub(crate) struct DetailQuery {
 }
 
 /// A run-list item (§5.4) and a pipeline's `latest_run` (§4.5) share this shape.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct LatestRun {
     pub(crate) pipeline_id: String,
     pub(crate) pipeline_run_id: String,
@@ -134,7 +159,7 @@ pub(crate) struct LatestRun {
     pub(crate) detail_url: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct StageStatusEntry {
     pub(crate) name: String,
     pub(crate) sequence: i64,
@@ -147,7 +172,7 @@ pub(crate) struct StageStatusEntry {
 }
 
 /// With `show_job_details` (§5.4, inferred shape).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct JobStatusEntry {
     pub(crate) id: String,
     pub(crate) identifier: String,
@@ -206,7 +231,7 @@ pub(crate) fn job_entry(job: &JobRunRecord) -> JobStatusEntry {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct RunList {
     pub(crate) offset: i64,
     pub(crate) limit: i64,
@@ -215,7 +240,7 @@ pub(crate) struct RunList {
 }
 
 /// `ShowPipelineRunDetailResponse` (§5.5).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct RunDetailResponse {
     pub(crate) id: String,
     pub(crate) pipeline_id: String,
@@ -246,7 +271,7 @@ pub(crate) struct RunDetailResponse {
     pub(crate) current_system_time: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct StageRunDto {
     pub(crate) id: String,
     pub(crate) category: Option<String>,
@@ -267,7 +292,7 @@ pub(crate) struct StageRunDto {
     pub(crate) jobs: Vec<JobRunDto>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct JobRunDto {
     pub(crate) id: String,
     pub(crate) category: Option<String>,
@@ -290,7 +315,7 @@ pub(crate) struct JobRunDto {
     pub(crate) exec_id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct StepRunDto {
     pub(crate) id: String,
     pub(crate) name: String,
@@ -311,7 +336,7 @@ pub(crate) struct StepRunDto {
 }
 
 /// `PackageInfo` (§13): camelCase keys on purpose.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct PackageInfo {
     pub(crate) name: String,
     #[serde(rename = "packageType")]
@@ -396,7 +421,7 @@ pub(crate) fn pause_time(run: &RunRecord, now: runnel_domain::Timestamp) -> i64 
 }
 
 /// `LogQuery` (§5.6): `limit` (lines) and `sort` are required.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct LogQuery {
     #[serde(default, deserialize_with = "lenient_i64")]
     pub(crate) start_offset: Option<i64>,
@@ -417,7 +442,7 @@ fn required_i64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64
 }
 
 /// `ShowPipelineLogResponse` (§5.6): offsets are strings.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct LogResponse {
     pub(crate) has_more: bool,
     pub(crate) start_offset: String,

@@ -71,8 +71,12 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
+    /// The error code, in the CodeArts shape or the IAM one (`{"error": {"error_code"}}`).
     pub(crate) fn code(&self) -> &str {
-        self.body["error_code"].as_str().unwrap_or("")
+        self.body["error_code"]
+            .as_str()
+            .or_else(|| self.body["error"]["error_code"].as_str())
+            .unwrap_or("")
     }
 }
 
@@ -252,9 +256,17 @@ impl Harness {
             .expect("infallible");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("body");
+        // A live event stream may never end: its body is not read here.
+        let is_stream = headers
+            .get("content-type")
+            .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"));
+        let bytes = if is_stream {
+            axum::body::Bytes::new()
+        } else {
+            axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .expect("body")
+        };
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         assert!(

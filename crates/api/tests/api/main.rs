@@ -2,9 +2,15 @@
 //! §10): authentication, the access matrix (S1), bad input changing nothing, the run flow,
 //! idempotency (G6) and secrets (S2).
 
-mod access;
+mod bad_bodies;
 mod bad_input;
+mod extras;
 mod harness;
 mod iam;
+mod matrix;
+mod openapi;
+mod organize;
 mod pipelines;
+mod routes;
 mod runs;
+mod stream;

@@ -17,7 +17,7 @@ fn secret_extras() -> Value {
             {"name": "TOKEN", "sequence": 2, "type": "string", "value": CANARY, "is_secret": true, "is_runtime": true}
         ],
         "concurrency_control": {"concurrency_number": 2, "exceed_action": "QUEUE", "enable": true},
-        "schedules": [{"type": "fixed", "name": "nightly", "enable": true, "days_of_week": [1, 2], "time_zone": "China Standard Time"}],
+        "schedules": [{"type": "fixed", "name": "nightly", "enable": true, "days_of_week": [1, 2], "time_zone": "China Standard Time", "start_time": "02:00"}],
         "triggers": [{"git_type": "codehub", "git_url": "https://git.example.com/a.git", "security_token": HOOK_CANARY,
                       "events": [{"type": "push", "enable": true}]}],
         "sources": [{"type": "code", "params": {"git_type": "codehub", "alias": "app", "git_url": "https://git.example.com/a.git", "default_branch": "main"}}],
@@ -114,10 +114,15 @@ async fn create_detail_update_and_delete_a_pipeline() {
         variables[1].value, CANARY,
         "the masked secret kept its value"
     );
+    // The webhook secret is kept encrypted with the trigger, never in the settings.
+    let triggers = runnel_store::TriggerStore::triggers(&harness.store, &id)
+        .await
+        .expect("triggers");
     assert_eq!(
-        record.settings["triggers"][0]["security_token"],
-        HOOK_CANARY
+        triggers[0].secret, HOOK_CANARY,
+        "the masked token kept its value"
     );
+    assert!(!record.settings.to_string().contains(HOOK_CANARY));
     assert_eq!(
         record.settings["concurrency_control"],
         json!({"concurrency_number": 1, "exceed_action": "QUEUE", "enable": true}),

@@ -312,7 +312,7 @@ fn with_parallel(parallel: usize, samples: &Samples) -> Value {
     value
 }
 
-fn build_profile() -> &'static str {
+pub(super) fn build_profile() -> &'static str {
     if cfg!(debug_assertions) {
         "debug"
     } else {
@@ -322,7 +322,7 @@ fn build_profile() -> &'static str {
 
 /// What the figures depend on: cores, other load, and how many processes the cleanup scan of
 /// every job walks through.
-fn machine() -> Value {
+pub(super) fn machine() -> Value {
     let load_average = std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|text| {

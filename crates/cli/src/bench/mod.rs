@@ -5,6 +5,7 @@
 //! times, timed child processes and a scratch directory.
 
 mod exec;
+mod serve;
 
 use anyhow::Context as _;
 use serde_json::{Value, json};
@@ -20,11 +21,18 @@ pub(crate) enum BenchCommand {
     /// Exit status: 0 when every run succeeded and every byte count checked out, 1 when a check
     /// failed (the JSON is still printed), 2 when a run could not be measured.
     Exec(exec::ExecBenchArgs),
+    /// Measure `runnel serve`: trigger → COMPLETED latency of a one-job `true` pipeline, a storm
+    /// of runs triggered at once, server CPU per run, memory idle and at peak.
+    ///
+    /// Exit status: 0 when every run completed, 1 when some did not (the JSON is still
+    /// printed), 2 when the server could not be measured.
+    Serve(serve::ServeBenchArgs),
 }
 
 pub(crate) fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Exec(args) => exec::run(&args),
+        BenchCommand::Serve(args) => serve::run(&args),
     }
 }
 
@@ -56,7 +64,12 @@ impl Samples {
 
     /// Nearest-rank 90th percentile: the smallest sample not exceeded by 90 % of the runs.
     fn p90(&self) -> Duration {
-        let rank = (self.sorted.len() * 9).div_ceil(10);
+        self.percentile(90)
+    }
+
+    /// Nearest-rank `percent`th percentile (1..=100).
+    fn percentile(&self, percent: usize) -> Duration {
+        let rank = (self.sorted.len() * percent.min(100)).div_ceil(100);
         self.sorted[rank.saturating_sub(1)]
     }
 
@@ -168,6 +181,10 @@ mod tests {
         assert_eq!(samples(&thirty).p90(), Duration::from_millis(27));
         assert_eq!(samples(&[7]).p90(), Duration::from_millis(7));
         assert_eq!(samples(&[1, 2]).p90(), Duration::from_millis(2));
+        let hundred: Vec<u64> = (1..=100).collect();
+        assert_eq!(samples(&hundred).percentile(99), Duration::from_millis(99));
+        assert_eq!(samples(&thirty).percentile(99), Duration::from_millis(30));
+        assert_eq!(samples(&thirty).percentile(50), Duration::from_millis(15));
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Flags {
     pub listen: Option<String>,
     pub database_url: Option<String>,
     pub executor_slots: Option<String>,
+    /// `--allow-private-networks`: sets `security.allow_private_networks`.
+    pub allow_private_networks: bool,
 }
 
 /// Every problem found in the settings, each naming its key and where the value came from.
@@ -50,6 +52,10 @@ pub(crate) const FLAG_KEYS: &[(&str, &str)] = &[
     ("--listen", "server.listen"),
     ("--database-url", "storage.database_url"),
     ("--executor-slots", "executor.slots"),
+    (
+        "--allow-private-networks",
+        "security.allow_private_networks",
+    ),
 ];
 
 impl SettingsSources {
@@ -168,6 +174,10 @@ fn collect(sources: &SettingsSources) -> Layers {
         ("--listen", flags.listen.clone()),
         ("--database-url", flags.database_url.clone()),
         ("--executor-slots", flags.executor_slots.clone()),
+        (
+            "--allow-private-networks",
+            flags.allow_private_networks.then(|| "true".to_owned()),
+        ),
     ] {
         let Some(value) = value else { continue };
         let Some((_, key)) = FLAG_KEYS.iter().find(|(name, _)| *name == flag) else {
@@ -273,6 +283,12 @@ fn read(reader: &mut Reader) -> Settings {
         shutdown_grace: reader
             .get("server", "shutdown_grace", duration)
             .unwrap_or(Duration::from_secs(10)),
+        worker_threads: reader
+            .get("server", "worker_threads", positive::<usize>)
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map_or(1, |cores| (usize::from(cores) / 2).max(1))
+            }),
     };
     let data_dir = reader
         .get("storage", "data_dir", path)
@@ -335,6 +351,12 @@ fn read(reader: &mut Reader) -> Settings {
     }
     let security = SecuritySettings {
         secret_key: reader.get("security", "secret_key", secret_key),
+        allow_private_networks: reader
+            .get("security", "allow_private_networks", boolean)
+            .unwrap_or(false),
+        allowed_hosts: reader
+            .get("security", "allowed_hosts", host_names)
+            .unwrap_or_default(),
     };
     let api = ApiSettings {
         region: reader
@@ -475,6 +497,44 @@ fn env_names(value: &Value) -> Result<Vec<String>, String> {
         return Err(format!("`{bad}` is not a variable name"));
     }
     Ok(names)
+}
+
+/// A list of host names (`git.example.com`, `*.corp.example`, `10.0.0.5`), as a TOML array
+/// or comma-separated text.
+fn host_names(value: &Value) -> Result<Vec<String>, String> {
+    let names: Vec<String> = match value {
+        Value::Array(items) => items
+            .iter()
+            .map(|item| text(item).map(str::to_owned))
+            .collect::<Result<_, _>>()?,
+        Value::String(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        other => {
+            return Err(format!(
+                "expected a list of host names, found {}",
+                other.type_str()
+            ));
+        }
+    };
+    let is_host = |name: &str| {
+        let bare = name.strip_prefix("*.").unwrap_or(name);
+        !bare.is_empty()
+            && !bare.starts_with(['-', '.'])
+            && bare.chars().all(|char| {
+                char.is_ascii_alphanumeric() || matches!(char, '.' | '-' | ':' | '[' | ']')
+            })
+    };
+    if let Some(bad) = names.iter().find(|name| !is_host(name)) {
+        return Err(format!("`{bad}` is not a host name"));
+    }
+    Ok(names
+        .into_iter()
+        .map(|name| name.to_ascii_lowercase())
+        .collect())
 }
 
 fn is_env_name(name: &str) -> bool {

@@ -376,3 +376,18 @@ fn documented_literal_defaults_are_the_real_defaults() {
         format!("{:?}", Settings::defaults())
     );
 }
+
+#[test]
+fn the_shell_is_resolved_to_an_absolute_path_once() {
+    let everything = vec!["PATH".to_owned()];
+    let bash = super::resolve_shell(std::path::Path::new("bash"), &everything);
+    assert!(bash.is_absolute(), "{}", bash.display());
+    assert!(bash.ends_with("bash"));
+    // Without PATH in the allowlist, steps get the C library's default search path.
+    let without_path = super::resolve_shell(std::path::Path::new("sh"), &[]);
+    assert!(without_path.starts_with("/bin") || without_path.starts_with("/usr/bin"));
+    let given = std::path::Path::new("/opt/bash-5/bin/bash");
+    assert_eq!(super::resolve_shell(given, &everything), given);
+    let missing = std::path::Path::new("no-such-shell-anywhere");
+    assert_eq!(super::resolve_shell(missing, &everything), missing);
+}

@@ -6,7 +6,8 @@ use crate::{Store, sql};
 use sqlx::any::AnyRow;
 use std::sync::OnceLock;
 
-const USER_COLUMNS: &str = "id, domain_id, name, display_name, is_disabled, created_at, updated_at";
+pub(super) const USER_COLUMNS: &str =
+    "id, domain_id, name, display_name, is_disabled, is_domain_admin, created_at, updated_at";
 
 impl IdentityStore for Store {
     async fn create_domain(&self, name: &str, now: Timestamp) -> Result<DomainRecord, StoreError> {
@@ -65,6 +66,7 @@ impl IdentityStore for Store {
             name: name.to_owned(),
             display_name: name.to_owned(),
             is_disabled: false,
+            is_domain_admin: false,
             created_at: now,
             updated_at: now,
         };
@@ -123,8 +125,8 @@ impl IdentityStore for Store {
         password: &str,
     ) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT u.id, u.domain_id, u.name, u.display_name, u.is_disabled, u.created_at, u.updated_at, \
-             u.password_hash FROM users u JOIN domains d ON d.id = u.domain_id WHERE d.name = $1 AND u.name = $2",
+            "SELECT u.id, u.domain_id, u.name, u.display_name, u.is_disabled, u.is_domain_admin, u.created_at, \
+             u.updated_at, u.password_hash FROM users u JOIN domains d ON d.id = u.domain_id WHERE d.name = $1 AND u.name = $2",
         )
         .bind(domain_name)
         .bind(user_name)
@@ -243,8 +245,8 @@ impl IdentityStore for Store {
     ) -> Result<Option<(TokenRecord, UserRecord)>, StoreError> {
         let row = sqlx::query(
             "SELECT t.id AS token_id, t.user_id, t.scope, t.issued_at, t.expires_at, t.revoked_at, \
-             u.id, u.domain_id, u.name, u.display_name, u.is_disabled, u.created_at, u.updated_at \
-             FROM tokens t JOIN users u ON u.id = t.user_id \
+             u.id, u.domain_id, u.name, u.display_name, u.is_disabled, u.is_domain_admin, u.created_at, \
+             u.updated_at FROM tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 AND u.is_disabled = 0",
         )
         .bind(crypto::token_digest(token))
@@ -526,7 +528,7 @@ impl IdentityStore for Store {
     }
 }
 
-fn expect_one(rows: u64) -> Result<(), StoreError> {
+pub(super) fn expect_one(rows: u64) -> Result<(), StoreError> {
     if rows == 0 {
         Err(StoreError::NotFound)
     } else {
@@ -534,11 +536,11 @@ fn expect_one(rows: u64) -> Result<(), StoreError> {
     }
 }
 
-fn access_key_context(ak: &str) -> String {
+pub(super) fn access_key_context(ak: &str) -> String {
     format!("access_keys:{ak}")
 }
 
-async fn hash_blocking(password: String) -> Result<String, StoreError> {
+pub(super) async fn hash_blocking(password: String) -> Result<String, StoreError> {
     tokio::task::spawn_blocking(move || crypto::hash_password(&password))
         .await
         .map_err(|_| StoreError::Invalid("password hashing was interrupted".to_owned()))?
@@ -550,7 +552,7 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| crypto::hash_password(&crypto::random_hex(16)).unwrap_or_default())
 }
 
-fn role(row: &AnyRow) -> Result<Role, StoreError> {
+pub(super) fn role(row: &AnyRow) -> Result<Role, StoreError> {
     let text = sql::text(row, "role")?;
     Role::parse(&text).ok_or_else(|| StoreError::corrupt(format!("unknown role `{text}`")))
 }
@@ -563,19 +565,20 @@ fn domain_record(row: &AnyRow) -> Result<DomainRecord, StoreError> {
     })
 }
 
-fn user_record(row: &AnyRow) -> Result<UserRecord, StoreError> {
+pub(super) fn user_record(row: &AnyRow) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {
         id: sql::text(row, "id")?,
         domain_id: sql::text(row, "domain_id")?,
         name: sql::text(row, "name")?,
         display_name: sql::text(row, "display_name")?,
         is_disabled: sql::flag(row, "is_disabled")?,
+        is_domain_admin: sql::flag(row, "is_domain_admin")?,
         created_at: sql::ts(row, "created_at")?,
         updated_at: sql::ts(row, "updated_at")?,
     })
 }
 
-fn project_record(row: &AnyRow) -> Result<ProjectRecord, StoreError> {
+pub(super) fn project_record(row: &AnyRow) -> Result<ProjectRecord, StoreError> {
     Ok(ProjectRecord {
         id: sql::text(row, "id")?,
         domain_id: sql::text(row, "domain_id")?,

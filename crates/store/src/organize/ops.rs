@@ -407,6 +407,40 @@ impl OrganizeStore for Store {
         Ok(Page { total, items })
     }
 
+    async fn bind_variable_groups(
+        &self,
+        project_id: &str,
+        pipeline_id: &str,
+        group_ids: &[String],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (project_id, pipeline_id, group_ids) = (
+            project_id.to_owned(),
+            pipeline_id.to_owned(),
+            group_ids.to_vec(),
+        );
+        self.db()
+            .write(move |conn| {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE pipelines SET updated_at = $3 WHERE id = $1 AND project_id = $2 AND deleted_at IS NULL",
+                    )
+                    .bind(&pipeline_id)
+                    .bind(&project_id)
+                    .bind(sql::millis(now))
+                    .execute(&mut *conn)
+                    .await?;
+                    one(done.rows_affected())?;
+                    sqlx::query("DELETE FROM pipeline_variable_groups WHERE pipeline_id = $1")
+                        .bind(&pipeline_id)
+                        .execute(&mut *conn)
+                        .await?;
+                    crate::pipelines::bind_groups(conn, &project_id, &pipeline_id, &group_ids).await
+                })
+            })
+            .await
+    }
+
     async fn pipeline_variable_groups(
         &self,
         pipeline_id: &str,

@@ -8,7 +8,7 @@ use runnel_domain::params::{VariableSpec, VariableType};
 use sqlx::{AnyConnection, Row};
 use std::collections::HashMap;
 
-pub(super) async fn insert_pipeline(
+pub(crate) async fn insert_pipeline(
     conn: &mut AnyConnection,
     secrets: &SecretBox,
     pipeline: &NewPipeline,
@@ -64,7 +64,7 @@ pub(super) async fn insert_pipeline(
     Ok(())
 }
 
-pub(super) async fn replace_pipeline(
+pub(crate) async fn replace_pipeline(
     conn: &mut AnyConnection,
     secrets: &SecretBox,
     project_id: &str,
@@ -242,7 +242,7 @@ async fn check_group(
     Ok(())
 }
 
-async fn bind_groups(
+pub(crate) async fn bind_groups(
     conn: &mut AnyConnection,
     project_id: &str,
     pipeline_id: &str,

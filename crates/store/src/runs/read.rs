@@ -258,12 +258,7 @@ pub(super) async fn list_runs(
         if query.limit == 0 { 10 } else { query.limit },
         MAX_PAGE,
     );
-    let all_runs = count_runs(pool, pipeline_id, &[]).await?;
-    let matching = if query.statuses.is_empty() {
-        all_runs
-    } else {
-        count_runs(pool, pipeline_id, &query.statuses).await?
-    };
+    let (all_runs, matching) = run_counts(pool, pipeline_id, &query.statuses).await?;
     let ordered_cost = (offset + limit).saturating_mul(all_runs) / matching.max(1);
     let plan = if !query.statuses.is_empty() && matching < ordered_cost {
         Plan::ByStatus
@@ -304,6 +299,7 @@ pub(super) async fn list_runs(
         .push(" OFFSET ")
         .bind(Arg::Int(offset));
     let only_statuses = query.trigger_types.is_empty()
+        && query.job_identifier.is_none()
         && query.executor_ids.is_empty()
         && query.started_from.is_none()
         && query.started_to.is_none()
@@ -422,6 +418,39 @@ fn push_filters(builder: &mut SqlBuilder, pipeline_id: &str, query: &RunQuery, p
             .push(" AND updated_at > ")
             .bind(Arg::Int(after.as_millis()));
     }
+    if let Some(identifier) = &query.job_identifier {
+        builder
+            .push(" AND EXISTS (SELECT 1 FROM job_runs j WHERE j.run_id = runs.id AND j.identifier = ")
+            .bind(Arg::Text(identifier.clone()))
+            .push(")");
+    }
+}
+
+/// All runs of the pipeline and those with one of `statuses` (all when empty), in one read of
+/// the maintained counters.
+async fn run_counts(
+    pool: &AnyPool,
+    pipeline_id: &str,
+    statuses: &[RunStatus],
+) -> Result<(i64, i64), StoreError> {
+    if statuses.is_empty() {
+        let all = count_runs(pool, pipeline_id, &[]).await?;
+        return Ok((all, all));
+    }
+    let mut count = SqlBuilder::new(
+        "SELECT CAST(COALESCE(SUM(run_count), 0) AS BIGINT) AS total, \
+         CAST(COALESCE(SUM(CASE WHEN status IN ",
+    );
+    count.bind_list(
+        statuses
+            .iter()
+            .map(|status| Arg::Text(status.as_str().to_owned())),
+    );
+    count
+        .push(" THEN run_count ELSE 0 END), 0) AS BIGINT) AS matching FROM pipeline_run_counts WHERE pipeline_id = ")
+        .bind(Arg::Text(pipeline_id.to_owned()));
+    let row = count.query().fetch_one(pool).await?;
+    Ok((sql::int(&row, "total")?, sql::int(&row, "matching")?))
 }
 
 pub(super) async fn count_runs(
