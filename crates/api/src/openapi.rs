@@ -10,10 +10,11 @@ use crate::dto::organize::GroupVo;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 #[derive(OpenApi)]
@@ -91,6 +92,30 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         crate::admin::list_members,
         crate::admin::add_member,
         crate::admin::remove_member,
+        crate::templates::v5::create,
+        crate::templates::v5::list,
+        crate::templates::v5::detail,
+        crate::templates::v5::update,
+        crate::templates::v5::delete,
+        crate::templates::v5::favorite,
+        crate::templates::v5::copy,
+        crate::templates::v5::create_pipeline,
+        crate::templates::v3::create_task,
+        crate::templates::v3::task_status,
+        crate::templates::v3::list,
+        crate::templates::v3::detail,
+        crate::templates::v3_list::list,
+        crate::legacy::list,
+        crate::legacy::start,
+        crate::legacy::stop,
+        crate::legacy::remove,
+        crate::legacy::status::status,
+        crate::legacy::status::build_result,
+        crate::webhooks::receive,
+        crate::webhooks::deliveries,
+        crate::webhooks::create_endpoint,
+        crate::webhooks::list_endpoints,
+        crate::webhooks::delete_endpoint,
     ),
     components(schemas(ErrorBody, IamErrorBody, IamError, GroupVo)),
     modifiers(&Conventions),
@@ -102,6 +127,11 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         (name = "Pipeline groups", description = "Folders of pipelines, three levels deep (spec §6)"),
         (name = "Pipeline tags", description = "Project-level labels (spec §7)"),
         (name = "Variable groups", description = "Shared parameter sets (spec §8)"),
+        (name = "Templates", description = "Templates of the account (spec §9; `project_id` is the account id) and creating a pipeline from one (§4.7)"),
+        (name = "Templates (v3)", description = "The v3 template list and detail, and creating a pipeline from a `flow`/`states` body as a polled task (spec §2)"),
+        (name = "Pipelines (v3)", description = "The legacy v3 pipeline API (spec §3)"),
+        (name = "Webhooks", description = "Git forge deliveries to a pipeline's triggers, and their log (spec §12.4)"),
+        (name = "Service endpoints", description = "Git credentials of a project, used by code sources"),
         (name = "Administration", description = "Users, projects, members, access keys and tokens of the caller's domain (domain administrators; `GET /v5/projects` for everyone)"),
         (name = "Meta", description = "This document"),
     )
@@ -183,6 +213,7 @@ impl Modify for Conventions {
                 "`SDK-HMAC-SHA256 Access=…, SignedHeaders=…, Signature=…` with `X-Sdk-Date` (spec §1.4)",
             ))),
         );
+        let schemas = components.schemas.clone();
         openapi.security = Some(vec![
             SecurityRequirement::new("token", Vec::<String>::new()),
             SecurityRequirement::new("aksk", Vec::<String>::new()),
@@ -206,6 +237,7 @@ impl Modify for Conventions {
             {
                 add_path_parameters(operation, &segments);
                 add_errors(operation, is_iam);
+                relax_optional_body(operation, &schemas);
             }
         }
     }
@@ -232,6 +264,8 @@ fn add_path_parameters(operation: &mut Operation, names: &[String]) {
             "job_run_id" => "Job run id (`jobs[].id` of the run detail)",
             "step_run_id" => "Step run id (`steps[].id`, or a stage's `pre`/`post` step id)",
             "queue_id" => "The `queue_id` of a queued run's answer",
+            "template_id" => "Template id",
+            "endpoint_id" => "Service endpoint id",
             _ => "Id",
         };
         let parameter: Parameter = ParameterBuilder::new()
@@ -242,6 +276,44 @@ fn add_path_parameters(operation: &mut Operation, names: &[String]) {
             .schema(Some(String::schema()))
             .build();
         parameters.insert(0, RefOr::T(parameter));
+    }
+}
+
+/// A body whose fields are all optional, or a list, may be left out: an empty body counts as
+/// `{}` or `[]` (the SDKs send none for optional bodies, spec §1.5).
+fn relax_optional_body(operation: &mut Operation, schemas: &BTreeMap<String, RefOr<Schema>>) {
+    let Some(RefOr::T(body)) = operation.request_body.as_mut() else {
+        return;
+    };
+    let is_optional = !body.content.is_empty()
+        && body.content.values().all(|content| match content {
+            RefOr::T(content) => content
+                .schema
+                .as_ref()
+                .is_some_and(|schema| accepts_empty(schema, schemas)),
+            RefOr::Ref(_) => false,
+        });
+    if is_optional {
+        body.required = Some(Required::False);
+    }
+}
+
+fn accepts_empty(schema: &RefOr<Schema>, schemas: &BTreeMap<String, RefOr<Schema>>) -> bool {
+    let schema = match schema {
+        RefOr::T(schema) => schema,
+        RefOr::Ref(reference) => match reference
+            .ref_location
+            .strip_prefix("#/components/schemas/")
+            .and_then(|name| schemas.get(name))
+        {
+            Some(RefOr::T(schema)) => schema,
+            _ => return false,
+        },
+    };
+    match schema {
+        Schema::Object(object) => !object.properties.is_empty() && object.required.is_empty(),
+        Schema::Array(_) => true,
+        _ => false,
     }
 }
 

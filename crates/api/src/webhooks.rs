@@ -23,9 +23,10 @@ pub(crate) mod forge;
 
 use crate::AppState;
 use crate::authz::{Action, Member};
-use crate::dto::PipelinePath;
+use crate::dto::{PipelinePath, SUCCESS, Success};
 use crate::error::{ApiError, Missing};
 use crate::extract::{JsonBody, PathParams, QueryParams};
+use crate::openapi::ErrorBody;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -40,7 +41,7 @@ use runnel_store::{
     PipelineStore, StoreError, TriggerRecord, TriggerStore, WebhookDelivery, WebhookOutcome,
     new_id,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 /// The routes of this module that authenticate with a trigger's secret.
@@ -75,7 +76,18 @@ fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 /// `POST /webhooks/{hook_id}`.
-async fn receive(
+#[utoipa::path(post, path = "/webhooks/{hook_id}", tag = "Webhooks", security(()),
+    params(
+        ("hook_id" = String, Path, description = "The trigger's `hook_id` (from its `callback_url`)"),
+        ("X-GitHub-Event" = Option<String>, Header, description = "Or `X-Gitlab-Event`, `X-Gitea-Event`, `X-Gitee-Event`, the CodeArts Repo header: the forge's event name"),
+    ),
+    request_body(content = serde_json::Value, description = "The forge's event payload, signed or carrying the trigger's secret as the forge does"),
+    responses(
+        (status = 200, description = "`{status, run_id | reason, delivery_id}`: `accepted`, `filtered`, `ignored` or `duplicate`", body = serde_json::Value),
+        (status = 401, description = "The secret or signature does not check out (recorded as rejected)", body = ErrorBody),
+        (status = 404, description = "No such webhook", body = ErrorBody),
+    ))]
+pub(crate) async fn receive(
     State(state): State<AppState>,
     Path(hook_id): Path<String>,
     headers: HeaderMap,
@@ -498,8 +510,9 @@ fn normalize_url(url: &str) -> String {
     format!("{host}/{path}")
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct PageQuery {
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageQuery {
     #[serde(default)]
     offset: Option<i64>,
     #[serde(default)]
@@ -509,7 +522,9 @@ struct PageQuery {
 /// `GET /v5/{project_id}/api/pipelines/{pipeline_id}/webhook-deliveries`: the pipeline's
 /// deliveries, newest first, with their outcome (`accepted`, `filtered`, `ignored`,
 /// `duplicate`, `rejected`) and the reason.
-async fn deliveries(
+#[utoipa::path(get, path = "/v5/{project_id}/api/pipelines/{pipeline_id}/webhook-deliveries", tag = "Webhooks", params(PageQuery),
+    responses((status = 200, description = "`{offset, limit, total, deliveries: [{hook_id, delivery_id, event, outcome, reason, pipeline_run_id, received_time}]}`", body = serde_json::Value)))]
+pub(crate) async fn deliveries(
     State(state): State<AppState>,
     member: Member,
     PathParams(path): PathParams<PipelinePath>,
@@ -567,9 +582,10 @@ fn delivery_json(delivery: &WebhookDelivery) -> Value {
     })
 }
 
-#[derive(Debug, Deserialize)]
-struct EndpointBody {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct EndpointBody {
     name: String,
+    /// `token` or `ssh_key`.
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
@@ -583,17 +599,19 @@ struct EndpointBody {
 }
 
 #[derive(Debug, Deserialize)]
-struct EndpointPath {
+pub(crate) struct EndpointPath {
     endpoint_id: String,
 }
 
 /// `POST /v5/{project_id}/api/endpoints`: a service endpoint holding a token or an SSH key
 /// (encrypted at rest; never shown again).
-async fn create_endpoint(
+#[utoipa::path(post, path = "/v5/{project_id}/api/endpoints", tag = "Service endpoints", request_body = EndpointBody,
+    responses((status = 200, description = "The endpoint, without its secret", body = EndpointView)))]
+pub(crate) async fn create_endpoint(
     State(state): State<AppState>,
     member: Member,
     JsonBody(body): JsonBody<EndpointBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EndpointView>, ApiError> {
     member.require(Action::Edit)?;
     let name = body.name.trim();
     if !(1..=128).contains(&name.chars().count()) || name.chars().any(char::is_control) {
@@ -666,10 +684,12 @@ async fn create_endpoint(
 }
 
 /// `GET /v5/{project_id}/api/endpoints`: the project's endpoints, without secrets.
-async fn list_endpoints(
+#[utoipa::path(get, path = "/v5/{project_id}/api/endpoints", tag = "Service endpoints",
+    responses((status = 200, description = "The project's endpoints", body = EndpointList)))]
+pub(crate) async fn list_endpoints(
     State(state): State<AppState>,
     member: Member,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EndpointList>, ApiError> {
     member.require(Action::View)?;
     let records = state
         .api
@@ -677,17 +697,19 @@ async fn list_endpoints(
         .endpoints(&member.project.id)
         .await
         .map_err(|err| ApiError::from_store(err, Missing::Pipeline))?;
-    Ok(Json(
-        json!({"endpoints": records.iter().map(endpoint_json).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(EndpointList {
+        endpoints: records.iter().map(endpoint_json).collect(),
+    }))
 }
 
 /// `DELETE /v5/{project_id}/api/endpoints/{endpoint_id}`.
-async fn delete_endpoint(
+#[utoipa::path(delete, path = "/v5/{project_id}/api/endpoints/{endpoint_id}", tag = "Service endpoints",
+    responses((status = 200, description = "Deleted", body = Success)))]
+pub(crate) async fn delete_endpoint(
     State(state): State<AppState>,
     member: Member,
     PathParams(path): PathParams<EndpointPath>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Success>, ApiError> {
     member.require(Action::Delete)?;
     if !crate::authz::is_valid_id(&path.endpoint_id) {
         return Err(ApiError::invalid(
@@ -706,20 +728,41 @@ async fn delete_endpoint(
             }
             other => ApiError::from_store(other, Missing::Pipeline),
         })?;
-    Ok(Json(json!({"success": true})))
+    Ok(Json(SUCCESS))
 }
 
-fn endpoint_json(record: &EndpointRecord) -> Value {
-    json!({
-        "id": record.id,
-        "name": record.name,
-        "type": record.kind.as_str(),
-        "username": record.username,
-        "known_hosts": record.known_hosts,
-        "creator_id": record.creator_id,
-        "create_time": record.created_at.as_millis(),
-        "update_time": record.updated_at.as_millis(),
-    })
+/// A service endpoint as answered: never its secret.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EndpointView {
+    id: String,
+    name: String,
+    /// `token` or `ssh_key`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    username: String,
+    known_hosts: String,
+    creator_id: String,
+    create_time: i64,
+    update_time: i64,
+}
+
+/// `GET /v5/{project_id}/api/endpoints`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EndpointList {
+    endpoints: Vec<EndpointView>,
+}
+
+fn endpoint_json(record: &EndpointRecord) -> EndpointView {
+    EndpointView {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        kind: record.kind.as_str(),
+        username: record.username.clone(),
+        known_hosts: record.known_hosts.clone(),
+        creator_id: record.creator_id.clone(),
+        create_time: record.created_at.as_millis(),
+        update_time: record.updated_at.as_millis(),
+    }
 }
 
 #[cfg(test)]

@@ -1169,3 +1169,98 @@ async fn the_v3_template_list_pages_filters_and_sorts() {
     assert_eq!(names(&reply), ["gamma-build"]);
     assert_eq!(ok(&reply)["page_number"], 2);
 }
+
+#[tokio::test]
+async fn the_older_v3_template_list_filters_pages_and_sorts_like_the_v5_list() {
+    let harness = world().await;
+    let dave = harness.dave.token.clone();
+    for name in ["beta-ci", "alpha-ci", "gamma-build"] {
+        create_custom(&harness, &dave, name).await;
+    }
+    let legacy = |body: Value| {
+        let harness = &harness;
+        let dave = dave.clone();
+        async move {
+            call(
+                harness,
+                Method::POST,
+                "/v3/pipeline/templates/list",
+                &dave,
+                Some(body),
+            )
+            .await
+        }
+    };
+    let names = |reply: &Reply| -> Vec<String> {
+        ok(reply)["templates"]
+            .as_array()
+            .expect("templates")
+            .iter()
+            .map(|item| item["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    let reply = legacy(
+        json!({"is_system": false, "template_name": "CI", "sort_key": "name", "sort_dir": "asc"}),
+    )
+    .await;
+    assert_eq!(names(&reply), ["alpha-ci", "beta-ci"]);
+    assert_eq!(
+        (
+            ok(&reply)["offset"].clone(),
+            ok(&reply)["limit"].clone(),
+            ok(&reply)["total"].clone()
+        ),
+        (json!(0), json!(10), json!(2))
+    );
+    // The same page as the v5 list of the caller's account.
+    let v5 = list(
+        &harness,
+        &dave,
+        json!({"is_system": false, "name": "CI", "sort_key": "name", "sort_dir": "asc"}),
+    )
+    .await;
+    assert_eq!(ok(&reply)["templates"], v5["templates"]);
+    // camelCase spellings, string numbers and paging.
+    let reply = legacy(json!({"isSystem": "false", "templateName": "", "offset": "2", "limit": 2, "sortKey": "name", "sortDir": "ASC"})).await;
+    assert_eq!(names(&reply), ["gamma-build"]);
+    // No body: system and custom templates, newest first.
+    let reply = call(
+        &harness,
+        Method::POST,
+        "/v3/pipeline/templates/list",
+        &dave,
+        None,
+    )
+    .await;
+    let everything = ok(&reply)["total"].as_i64().expect("total");
+    assert!(everything > 3, "{}", reply.text);
+    let system = legacy(json!({"is_system": true})).await;
+    assert_eq!(ok(&system)["total"].as_i64(), Some(everything - 3));
+    // Bad input is a 400 naming the field.
+    for (body, field) in [
+        (json!({"limit": 101}), "limit"),
+        (json!({"offset": -1}), "offset"),
+        (json!({"sort_key": "color"}), "sort_key"),
+        (json!({"sort_dir": "up"}), "sort_dir"),
+        (json!({"is_system": "maybe"}), "is_system"),
+    ] {
+        let reply = legacy(body).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::BAD_REQUEST, "DEVPIPE.00010001"),
+            "{}",
+            reply.text
+        );
+        assert!(reply.text.contains(field), "{}", reply.text);
+    }
+    // Without credentials: 401, as every v3 route.
+    let reply = harness
+        .call(
+            Method::POST,
+            "/v3/pipeline/templates/list",
+            Auth::None,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text);
+}

@@ -62,7 +62,7 @@ struct ServeArgs {
     /// flags are visible in `ps`.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
-    /// Jobs the built-in executor pool runs at once (executor.slots, default: CPU cores).
+    /// Jobs the built-in executor pool runs at once (executor.slots, default: two per CPU core).
     #[arg(long, value_name = "N")]
     executor_slots: Option<String>,
     /// Let the server fetch repositories on loopback, private and link-local addresses

@@ -65,11 +65,16 @@ async fn step(
     mutation: Option<Mutation<'_>>,
 ) -> Result<Advanced, EngineError> {
     let now = inner.clock.now();
-    let detail = inner
-        .store
-        .run_detail(run_id)
-        .await?
-        .ok_or_else(|| EngineError::NotFound(format!("run {run_id}")))?;
+    // A run's first step starts from the rows its trigger just wrote; a lost race (the save
+    // is version-checked) reads them like any later step.
+    let detail = match inner.take_created(run_id) {
+        Some(created) => created,
+        None => inner
+            .store
+            .run_detail(run_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("run {run_id}")))?,
+    };
     let spec = inner
         .specs
         .get(

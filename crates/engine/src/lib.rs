@@ -96,6 +96,10 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) specs: SpecCache,
     run_infos: Mutex<HashMap<String, Arc<RunInfo>>>,
+    /// Runs just created, as stored, until their first engine step (which then need not read
+    /// them). Memory only: a stale one cannot be saved over (`state_version`), a missing one
+    /// is read.
+    created: Mutex<HashMap<String, runnel_store::RunDetail>>,
     run_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     cancels: Mutex<HashMap<String, CancellationToken>>,
     /// Jobs rendered when they were queued, for their claim.
@@ -124,6 +128,7 @@ impl Engine {
             clock,
             specs: SpecCache::default(),
             run_infos: Mutex::new(HashMap::new()),
+            created: Mutex::new(HashMap::new()),
             run_locks: Mutex::new(HashMap::new()),
             cancels: Mutex::new(HashMap::new()),
             ready: dispatch::ReadyJobs::default(),
@@ -281,8 +286,26 @@ impl Inner {
         Ok(info)
     }
 
+    /// Keeps the info of a run just created, so its first engine step need not read it back.
+    pub(crate) fn remember_run_info(&self, run_id: &str, info: RunInfo) {
+        lock(&self.run_infos)
+            .entry(run_id.to_owned())
+            .or_insert_with(|| Arc::new(info));
+    }
+
+    /// Keeps a run just created, as stored, for its first engine step.
+    pub(crate) fn remember_created(&self, detail: runnel_store::RunDetail) {
+        lock(&self.created).insert(detail.run.id.clone(), detail);
+    }
+
+    /// The run as it was created, once, if nothing read it since.
+    pub(crate) fn take_created(&self, run_id: &str) -> Option<runnel_store::RunDetail> {
+        lock(&self.created).remove(run_id)
+    }
+
     /// Drops what is cached for a finished run.
     pub(crate) fn forget_run(&self, run_id: &str) {
+        lock(&self.created).remove(run_id);
         lock(&self.run_infos).remove(run_id);
         self.ready.forget_run(run_id);
     }

@@ -15,7 +15,7 @@ use runnel_domain::params::{
 use runnel_domain::prepare::PreparedJob;
 use runnel_domain::scheduler::RunContext;
 use runnel_domain::spec::{JobIdx, PipelineSpec};
-use runnel_store::{PipelineStore, RunRecord, RunStore};
+use runnel_store::{PipelineStore, RunParameter, RunRecord, RunStore};
 
 #[derive(Debug)]
 pub(crate) struct RunInfo {
@@ -44,28 +44,45 @@ pub(crate) async fn load(inner: &Inner, run: &RunRecord) -> Result<RunInfo, Engi
         .pipeline_by_id(&run.pipeline_id)
         .await?
         .ok_or_else(|| EngineError::NotFound(format!("pipeline {}", run.pipeline_id)))?;
-    let parameters = ResolvedParameters::from_parameters(
-        inner
-            .store
-            .run_parameters(&run.id)
-            .await?
-            .into_iter()
-            .map(|parameter| {
-                let origin = match parameter.origin.as_str() {
-                    "predefined" => ParameterOrigin::Predefined,
-                    "custom" => ParameterOrigin::Custom,
-                    other => ParameterOrigin::Group {
-                        group_id: other.trim_start_matches("group:").to_owned(),
-                    },
-                };
-                ResolvedParameter {
-                    name: parameter.name,
-                    value: parameter.value,
-                    is_secret: parameter.is_secret,
-                    origin,
-                }
-            }),
-    );
+    let parameters = inner.store.run_parameters(&run.id).await?;
+    let owner = PipelineNames {
+        project_id: &pipeline.project_id,
+        pipeline_id: &pipeline.id,
+        pipeline_name: &pipeline.name,
+    };
+    build(inner, run, &owner, parameters).await
+}
+
+/// The names of a run's pipeline that its contexts show.
+pub(crate) struct PipelineNames<'a> {
+    pub(crate) project_id: &'a str,
+    pub(crate) pipeline_id: &'a str,
+    pub(crate) pipeline_name: &'a str,
+}
+
+/// A run's info from what is known of it: its record, its pipeline and its stored parameter
+/// snapshot (the trigger has all three in hand; an engine step reads them).
+pub(crate) async fn build(
+    inner: &Inner,
+    run: &RunRecord,
+    pipeline: &PipelineNames<'_>,
+    parameters: Vec<RunParameter>,
+) -> Result<RunInfo, EngineError> {
+    let parameters = ResolvedParameters::from_parameters(parameters.into_iter().map(|parameter| {
+        let origin = match parameter.origin.as_str() {
+            "predefined" => ParameterOrigin::Predefined,
+            "custom" => ParameterOrigin::Custom,
+            other => ParameterOrigin::Group {
+                group_id: other.trim_start_matches("group:").to_owned(),
+            },
+        };
+        ResolvedParameter {
+            name: parameter.name,
+            value: parameter.value,
+            is_secret: parameter.is_secret,
+            origin,
+        }
+    }));
     let mut code_sources: Vec<CodeSource> = Vec::new();
     for item in run.sources.as_array().into_iter().flatten() {
         match CodeSource::read(item) {
@@ -86,7 +103,7 @@ pub(crate) async fn load(inner: &Inner, run: &RunRecord) -> Result<RunInfo, Engi
         }
         let credential = match sources::credential(
             &inner.store,
-            &pipeline.project_id,
+            pipeline.project_id,
             source.endpoint_id.as_deref(),
         )
         .await
@@ -106,9 +123,9 @@ pub(crate) async fn load(inner: &Inner, run: &RunRecord) -> Result<RunInfo, Engi
     }
     let source_infos: Vec<_> = code_sources.iter().map(CodeSource::info).collect();
     let info = RunContextInfo {
-        project_id: pipeline.project_id.clone(),
-        pipeline_id: pipeline.id.clone(),
-        pipeline_name: pipeline.name.clone(),
+        project_id: pipeline.project_id.to_owned(),
+        pipeline_id: pipeline.pipeline_id.to_owned(),
+        pipeline_name: pipeline.pipeline_name.to_owned(),
         run_number: u64::try_from(run.run_number).unwrap_or(0),
         run_id: run.id.clone(),
         trigger_type: run.trigger_type.clone(),

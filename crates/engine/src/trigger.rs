@@ -5,6 +5,7 @@
 pub(crate) mod sources;
 
 use crate::config::EngineError;
+use crate::runinfo::{self, PipelineNames};
 use crate::{Engine, Event, Inner};
 use runnel_domain::params::{
     GroupVariable, ParameterOrigin, ResolveInput, RunContextInfo, RuntimeValue, VariableGroup,
@@ -15,7 +16,7 @@ use runnel_domain::state::{RunState, Selection};
 use runnel_domain::status::{JobStatus, RunStatus, StageStatus};
 use runnel_store::{
     IdempotencyKey, NewJobRun, NewRun, NewStageRun, NewStepRun, OrganizeStore, PipelineStore,
-    RunParameter, RunStore, new_id,
+    RunDetail, RunParameter, RunStore, new_id,
 };
 use serde_json::{Value, json};
 use sources::GitRemote;
@@ -93,6 +94,20 @@ pub(crate) async fn trigger(
     request: TriggerRequest,
 ) -> Result<Triggered, EngineError> {
     let now = inner.clock.now();
+    // A replay gets the run its key created, whatever the checks below would say now (a full
+    // concurrency slot, a ban, a moved branch): the first request passed them (G6). The key is
+    // checked again inside `create_run`'s transaction for concurrent first requests.
+    if let Some(key) = &request.idempotency
+        && let Some(run) = inner.store.run_by_idempotency_key(key).await?
+        && run.pipeline_id == request.pipeline_id
+    {
+        return Ok(Triggered {
+            run_id: run.id,
+            run_number: run.run_number,
+            is_queued: run.status == RunStatus::Queued,
+            is_replay: true,
+        });
+    }
     let pipeline = inner
         .store
         .pipeline_by_id(&request.pipeline_id)
@@ -220,6 +235,9 @@ pub(crate) async fn trigger(
         ),
     };
     let runtime = request.variables.clone();
+    // The snapshot the committed transaction stored, kept for the run's info (see below).
+    let snapshot: Arc<std::sync::Mutex<Option<Vec<RunParameter>>>> = Arc::default();
+    let snapshot_in_builder = Arc::clone(&snapshot);
     let builder: runnel_store::ParameterBuilder = Box::new(move |allocation| {
         let info = RunContextInfo {
             run_number: u64::try_from(allocation.run_number).unwrap_or(0),
@@ -240,7 +258,7 @@ pub(crate) async fn trigger(
                 .collect::<Vec<_>>()
                 .join("; ")
         })?;
-        Ok(resolved
+        let parameters: Vec<RunParameter> = resolved
             .iter()
             .map(|parameter| RunParameter {
                 name: parameter.name.clone(),
@@ -252,7 +270,11 @@ pub(crate) async fn trigger(
                     ParameterOrigin::Group { group_id } => format!("group:{group_id}"),
                 },
             })
-            .collect())
+            .collect();
+        *snapshot_in_builder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(parameters.clone());
+        Ok(parameters)
     });
 
     let new_run = NewRun {
@@ -271,7 +293,31 @@ pub(crate) async fn trigger(
         stages: stage_rows(&spec, &state),
         idempotency: request.idempotency.clone(),
     };
+    let stages = new_run.stages.clone();
     let created = inner.store.create_run(new_run, builder).await?;
+    // The run's info from what is in hand (the builder's last snapshot is the committed one),
+    // sparing its first engine step the reads of the pipeline and the parameters.
+    let parameters = snapshot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(parameters) = parameters.filter(|_| !created.is_replay) {
+        let names = PipelineNames {
+            project_id: &pipeline.project_id,
+            pipeline_id: &pipeline.id,
+            pipeline_name: &pipeline.name,
+        };
+        match runinfo::build(inner, &created.run, &names, parameters).await {
+            Ok(info) => inner.remember_run_info(&created.run.id, info),
+            // The engine step reads it from the store instead.
+            Err(err) => {
+                tracing::debug!(run_id = %created.run.id, error = %err, "run info not kept")
+            }
+        }
+    }
+    if !created.is_replay {
+        inner.remember_created(RunDetail::created(created.run.clone(), &stages));
+    }
     let triggered = Triggered {
         run_id: created.run.id.clone(),
         run_number: created.run.run_number,

@@ -485,6 +485,47 @@ async fn with_abort_an_extra_run_is_refused_and_nothing_is_stored() {
     );
 }
 
+/// Regression: a repeated request with the key of a running run got the concurrency refusal
+/// (`ABORT`, slot taken by that very run) instead of the run (G6).
+#[tokio::test]
+async fn a_replayed_key_gets_its_run_even_when_the_concurrency_slot_is_full() {
+    let harness = Harness::new(
+        "concurrency: { number: 1, exceed_action: ABORT }\njobs:\n  - { name: solo, steps: [{ run: make }] }\n",
+    )
+    .await;
+    let key = runnel_store::IdempotencyKey {
+        scope: format!("user-1:{}", harness.pipeline_id),
+        key: "retry-me".into(),
+    };
+    let first = harness
+        .trigger_with(TriggerRequest {
+            idempotency: Some(key.clone()),
+            ..TriggerRequest::default()
+        })
+        .await;
+    harness.wait_status(&first, RunStatus::Running).await;
+    let replay = harness
+        .engine
+        .trigger(TriggerRequest {
+            pipeline_id: harness.pipeline_id.clone(),
+            idempotency: Some(key),
+            ..TriggerRequest::default()
+        })
+        .await
+        .expect("a replay is answered with the first run");
+    assert_eq!(replay.run_id, first);
+    assert!(replay.is_replay);
+    assert_eq!(replay.run_number, 1);
+    assert_eq!(
+        harness
+            .store
+            .count_runs(&harness.pipeline_id, &[])
+            .await
+            .expect("count"),
+        1
+    );
+}
+
 const REVIEW: &str = r#"
 stages:
   - name: build

@@ -2,6 +2,7 @@
 
 mod ops;
 
+use crate::config::Backend;
 use crate::error::StoreError;
 use crate::{Store, sql};
 use runnel_domain::Timestamp;
@@ -10,7 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-pub(crate) use ops::{enqueue as enqueue_in, guard};
+pub(crate) use ops::{enqueue_in_run, guard};
 
 /// Proof of holding the current attempt of a job: 128 random bits, fresh for every claim.
 ///
@@ -302,14 +303,23 @@ impl JobQueue for Store {
     async fn report_step(&self, token: &LeaseToken, report: StepReport) -> Result<(), StoreError> {
         let backend = self.backend();
         let token = token.clone();
+        let general = report_step_general;
+        // The common report (a step starts or ends, no outputs) is one statement on SQLite.
+        if backend == Backend::Sqlite && report.outputs.is_empty() {
+            return self
+                .db()
+                .write_repeatable_fast(
+                    (backend, token, report),
+                    |conn, data, wrap| {
+                        let (_, token, report) = data;
+                        Box::pin(ops::report_step_fast(conn, token, report, wrap))
+                    },
+                    general,
+                )
+                .await;
+        }
         self.db()
-            .write_repeatable(
-                false,
-                (backend, token, report),
-                |conn, (backend, token, report)| {
-                    Box::pin(ops::report_step(conn, *backend, token, report))
-                },
-            )
+            .write_repeatable(false, (backend, token, report), general)
             .await
     }
 
@@ -395,4 +405,13 @@ impl JobQueue for Store {
     async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats, StoreError> {
         ops::queue_stats(self.db().reader(), now).await
     }
+}
+
+/// The general form of a step report: one transaction over the lease guard and the step.
+fn report_step_general<'c>(
+    conn: &'c mut sqlx::AnyConnection,
+    data: &'c (Backend, LeaseToken, StepReport),
+) -> futures_util::future::BoxFuture<'c, Result<(), StoreError>> {
+    let (backend, token, report) = data;
+    Box::pin(ops::report_step(conn, *backend, token, report))
 }

@@ -259,6 +259,102 @@ pub struct RunDetail {
     pub stages: Vec<StageRunRecord>,
 }
 
+impl RunDetail {
+    /// The detail of a run `create_run` just created from `stages` (`run` is its answer), as
+    /// stored: what a read would return, without the read. Column defaults are spelled out
+    /// here, so this stays next to the inserts of `create.rs`.
+    pub fn created(run: RunRecord, stages: &[NewStageRun]) -> RunDetail {
+        let step = |stage_run_id: &str,
+                    job_run_id: Option<&str>,
+                    placement: StepPlacement,
+                    step: &NewStepRun| StepRunRecord {
+            id: step.id.clone(),
+            stage_run_id: stage_run_id.to_owned(),
+            job_run_id: job_run_id.map(str::to_owned),
+            placement,
+            sequence: step.sequence,
+            identifier: step.identifier.clone(),
+            name: step.name.clone(),
+            task: step.task.clone(),
+            business_type: step.business_type.clone(),
+            official_task_version: step.official_task_version.clone(),
+            inputs: step.inputs.clone(),
+            multi_step_editable: step.multi_step_editable,
+            endpoint_ids: step.endpoint_ids.clone(),
+            status: StepStatus::Init,
+            message: None,
+            exit_code: None,
+            last_dispatch_id: None,
+            start_time: None,
+            end_time: None,
+            daily_build_number: step.daily_build_number.clone(),
+        };
+        let stages = stages
+            .iter()
+            .map(|stage| StageRunRecord {
+                id: stage.id.clone(),
+                sequence: stage.sequence,
+                identifier: stage.identifier.clone(),
+                name: stage.name.clone(),
+                category: stage.category.clone(),
+                run_always: stage.run_always,
+                parallel: stage.parallel.clone(),
+                is_select: stage.is_select,
+                depends_on: stage.depends_on.clone(),
+                condition: stage.condition.clone(),
+                status: stage.status,
+                message: None,
+                is_admitted: false,
+                start_time: None,
+                end_time: None,
+                pause_time: 0,
+                pre: stage
+                    .pre
+                    .iter()
+                    .map(|gate| step(&stage.id, None, StepPlacement::Pre, gate))
+                    .collect(),
+                post: stage
+                    .post
+                    .iter()
+                    .map(|gate| step(&stage.id, None, StepPlacement::Post, gate))
+                    .collect(),
+                jobs: stage
+                    .jobs
+                    .iter()
+                    .map(|job| JobRunRecord {
+                        id: job.id.clone(),
+                        stage_run_id: stage.id.clone(),
+                        job_index: job.job_index,
+                        sequence: job.sequence,
+                        identifier: job.identifier.clone(),
+                        name: job.name.clone(),
+                        category: job.category.clone(),
+                        is_async: job.is_async,
+                        depends_on: job.depends_on.clone(),
+                        condition: job.condition.clone(),
+                        resource: job.resource.clone(),
+                        timeout: job.timeout.clone(),
+                        is_select: job.is_select,
+                        status: job.status,
+                        message: None,
+                        attempt: 0,
+                        last_dispatch_id: None,
+                        exec_id: None,
+                        start_time: None,
+                        end_time: None,
+                        steps: job
+                            .steps
+                            .iter()
+                            .map(|one| step(&stage.id, Some(&job.id), StepPlacement::Job, one))
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        RunDetail { run, stages }
+    }
+}
+
 /// One stage of a run-list item (`stage_status_list`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageStatusItem {
@@ -482,6 +578,13 @@ pub trait RunStore {
         run_id: &str,
     ) -> impl Future<Output = Result<Vec<ArtifactRecord>, StoreError>> + Send;
 
+    /// The run an idempotency key created, if the key was used (G6): a replay is answered with
+    /// it before any check that the first request passed but a repeat might not.
+    fn run_by_idempotency_key(
+        &self,
+        key: &IdempotencyKey,
+    ) -> impl Future<Output = Result<Option<RunRecord>, StoreError>> + Send;
+
     /// Forgets idempotency keys created before `before` (keep at least 24 h: G6).
     fn prune_idempotency_keys(
         &self,
@@ -564,6 +667,21 @@ impl RunStore for Store {
 
     async fn artifacts(&self, run_id: &str) -> Result<Vec<ArtifactRecord>, StoreError> {
         read::artifacts(self.db().reader(), run_id).await
+    }
+
+    async fn run_by_idempotency_key(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        let row = sqlx::query("SELECT run_id FROM idempotency_keys WHERE scope = $1 AND key = $2")
+            .bind(&key.scope)
+            .bind(&key.key)
+            .fetch_optional(self.db().reader())
+            .await?;
+        match row {
+            Some(row) => self.run(&crate::sql::text(&row, "run_id")?).await,
+            None => Ok(None),
+        }
     }
 
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64, StoreError> {

@@ -16,6 +16,8 @@ pub(crate) struct AuthBody {
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct Identity {
+    /// `["password"]`: the only method supported.
+    #[schema(min_items = 1)]
     pub(crate) methods: Vec<String>,
     #[serde(default)]
     pub(crate) password: Option<PasswordIdentity>,
@@ -73,8 +75,10 @@ pub(crate) struct ProjectsQuery {
     #[serde(default)]
     pub(crate) is_domain: Option<bool>,
     #[serde(default)]
+    #[param(minimum = 1)]
     pub(crate) page: Option<i64>,
     #[serde(default)]
+    #[param(minimum = 1, maximum = 5000)]
     pub(crate) per_page: Option<i64>,
 }
 

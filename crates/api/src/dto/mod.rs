@@ -56,18 +56,32 @@ pub(crate) struct PipelineIdResponse {
     pub(crate) pipeline_id: String,
 }
 
-/// Paging of list bodies: `offset` ≥ 0, `limit` 0 (= default 10) to 100. Out of range is a 400.
+/// The largest `offset` of a list: the SDKs' offsets are 32-bit integers, and larger ones would
+/// overflow page arithmetic further down (`offset + limit`).
+pub(crate) const MAX_OFFSET: i64 = i32::MAX as i64;
+
+/// Paging of list bodies: `offset` 0 to [`MAX_OFFSET`], `limit` 0 (= default 10) to 100. Out of
+/// range is a 400.
 pub(crate) fn page(offset: Option<i64>, limit: Option<i64>) -> Result<(i64, i64), ApiError> {
-    let offset = offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::invalid("offset", "must be 0 or more"));
-    }
+    let offset = check_offset(offset.unwrap_or(0))?;
     let limit = match limit.unwrap_or(0) {
         0 => 10,
         limit @ 1..=100 => limit,
         _ => return Err(ApiError::invalid("limit", "must be from 0 to 100")),
     };
     Ok((offset, limit))
+}
+
+/// An `offset` from 0 to [`MAX_OFFSET`], else a 400 naming it.
+pub(crate) fn check_offset(offset: i64) -> Result<i64, ApiError> {
+    if (0..=MAX_OFFSET).contains(&offset) {
+        Ok(offset)
+    } else {
+        Err(ApiError::invalid(
+            "offset",
+            format!("must be from 0 to {MAX_OFFSET}"),
+        ))
+    }
 }
 
 /// `asc`/`desc`, any case (the seed sends `DESC`).

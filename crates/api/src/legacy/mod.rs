@@ -6,13 +6,13 @@
 //! its project; a pipeline of a project the caller is not in answers like one that does not
 //! exist (`DEVPIPE.00011401`, S1).
 
-mod status;
+pub(crate) mod status;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::authz::{Action, Member, is_valid_id};
 use crate::dto::run::{RunBody, RunVariable};
-use crate::dto::{PipelinePath, RunPath, datetime_text, lenient_i64, sort_dir};
+use crate::dto::{PipelinePath, RunPath, check_offset, datetime_text, lenient_i64, sort_dir};
 use crate::error::{ApiError, Missing};
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::templates::member_of;
@@ -24,7 +24,7 @@ use runnel_store::{
     LegacyPipelineQuery, LegacyPipelineStore, LegacySortKey, PipelineRecord, PipelineStore,
 };
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The most ids one list filter may carry (§3.1).
 const MAX_IDS: usize = 10;
@@ -42,19 +42,24 @@ pub(crate) fn routes() -> axum::Router<AppState> {
 
 /// `ListPipelineSimpleInfoRequestBody` (§3.1). Lists are comma-separated strings (a JSON array
 /// is accepted too).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct ListBody {
     #[serde(default, alias = "pipelineName")]
     pipeline_name: Option<String>,
     #[serde(default, alias = "projectIds", deserialize_with = "list_of")]
+    #[schema(value_type = Option<String>)]
     project_ids: Option<Vec<String>>,
     #[serde(default, alias = "creatorIds", deserialize_with = "list_of")]
+    #[schema(value_type = Option<String>)]
     creator_ids: Option<Vec<String>>,
     #[serde(default, alias = "executorIds", deserialize_with = "list_of")]
+    #[schema(value_type = Option<String>)]
     executor_ids: Option<Vec<String>>,
     #[serde(default, deserialize_with = "list_of")]
+    #[schema(value_type = Option<String>)]
     status: Option<Vec<String>>,
     #[serde(default, deserialize_with = "list_of")]
+    #[schema(value_type = Option<String>)]
     outcome: Option<Vec<String>>,
     #[serde(default, alias = "sortKey")]
     sort_key: Option<String>,
@@ -97,7 +102,7 @@ fn list_of<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<Stri
 }
 
 /// `PipelineBasicInfo` (§3.1).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct PipelineBasicInfo {
     project_id: String,
     project_name: String,
@@ -113,16 +118,39 @@ pub(crate) struct PipelineBasicInfo {
     watched: String,
 }
 
+/// The answer of `POST /v3/pipelines/list` (§3.1).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct LegacyPipelineList {
+    offset: i64,
+    limit: i64,
+    total: i64,
+    result: Vec<PipelineBasicInfo>,
+}
+
+/// The answer of start (§3.2).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Started {
+    pipeline_id: String,
+    /// The run id.
+    build_id: String,
+}
+
+/// The answer of stop (§3.3) and delete (§3.6).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PipelineName {
+    pipeline_id: String,
+    pipeline_name: String,
+}
+
 /// `POST /v3/pipelines/list` (§3.1).
+#[utoipa::path(post, path = "/v3/pipelines/list", tag = "Pipelines (v3)", request_body = ListBody,
+    responses((status = 200, description = "`{offset, limit, total, result: [PipelineBasicInfo]}`", body = LegacyPipelineList)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(body): JsonBody<ListBody>,
-) -> Result<Json<Value>, ApiError> {
-    let offset = body.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::invalid("offset", "must be 0 or more"));
-    }
+) -> Result<Json<LegacyPipelineList>, ApiError> {
+    let offset = check_offset(body.offset.unwrap_or(0))?;
     let limit = body.limit.unwrap_or(10);
     if !(10..=50).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be from 10 to 50"));
@@ -208,12 +236,12 @@ pub(crate) async fn list(
             watched: row.is_watched.to_string(),
         })
         .collect();
-    Ok(Json(json!({
-        "offset": offset,
-        "limit": limit,
-        "total": page.total,
-        "result": result,
-    })))
+    Ok(Json(LegacyPipelineList {
+        offset,
+        limit,
+        total: page.total,
+        result,
+    }))
 }
 
 /// `/v3/pipelines/{pipeline_id}`.
@@ -250,13 +278,13 @@ pub(crate) async fn pipeline_of(
 }
 
 /// `StartPipelineParameters` (§3.2).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct StartBody {
     #[serde(default, alias = "buildParams")]
     build_params: Option<Vec<BuildParam>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 struct BuildParam {
     name: String,
     #[serde(default, deserialize_with = "crate::templates::lenient_string")]
@@ -265,13 +293,15 @@ struct BuildParam {
 
 /// `POST /v3/pipelines/{pipeline_id}/start` (§3.2): a manual run through the v5 run path;
 /// `build_id` is the run id.
+#[utoipa::path(post, path = "/v3/pipelines/{pipeline_id}/start", tag = "Pipelines (v3)", request_body(content = StartBody, description = "Optional run parameters"),
+    responses((status = 200, description = "`{pipeline_id, build_id}`; `build_id` is the run id", body = Started)))]
 pub(crate) async fn start(
     State(state): State<AppState>,
     caller: Caller,
     PathParams(path): PathParams<IdPath>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<StartBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Started>, ApiError> {
     let (member, pipeline) =
         pipeline_of(&state, &caller, &path.pipeline_id, Action::Execute).await?;
     let mut variables = Vec::new();
@@ -310,26 +340,30 @@ pub(crate) async fn start(
         },
         other => other,
     })?;
-    Ok(Json(json!({
-        "pipeline_id": pipeline.id,
-        "build_id": started.pipeline_run_id,
-    })))
+    Ok(Json(Started {
+        pipeline_id: pipeline.id,
+        build_id: started.pipeline_run_id,
+    }))
 }
 
 /// `?build_id=` of stop and status.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct BuildQuery {
+    /// The run id (`build_id` of start).
     #[serde(default, alias = "buildId")]
     build_id: Option<String>,
 }
 
 /// `POST /v3/pipelines/{pipeline_id}/stop?build_id=` (§3.3).
+#[utoipa::path(post, path = "/v3/pipelines/{pipeline_id}/stop", tag = "Pipelines (v3)", params(BuildQuery),
+    responses((status = 200, description = "The stopped run's pipeline", body = PipelineName)))]
 pub(crate) async fn stop(
     State(state): State<AppState>,
     caller: Caller,
     PathParams(path): PathParams<IdPath>,
     QueryParams(query): QueryParams<BuildQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PipelineName>, ApiError> {
     let build_id = query
         .build_id
         .filter(|id| !id.is_empty())
@@ -345,17 +379,20 @@ pub(crate) async fn stop(
         }),
     )
     .await?;
-    Ok(Json(
-        json!({"pipeline_id": pipeline.id, "pipeline_name": pipeline.name}),
-    ))
+    Ok(Json(PipelineName {
+        pipeline_id: pipeline.id,
+        pipeline_name: pipeline.name,
+    }))
 }
 
 /// `DELETE /v3/pipelines/{pipeline_id}` (§3.6): the v5 delete (unfinished runs stopped first).
+#[utoipa::path(delete, path = "/v3/pipelines/{pipeline_id}", tag = "Pipelines (v3)",
+    responses((status = 200, description = "The deleted pipeline", body = PipelineName)))]
 pub(crate) async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     PathParams(path): PathParams<IdPath>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PipelineName>, ApiError> {
     let (member, pipeline) =
         pipeline_of(&state, &caller, &path.pipeline_id, Action::Delete).await?;
     let Json(_) = crate::pipelines::delete(
@@ -366,7 +403,8 @@ pub(crate) async fn remove(
         }),
     )
     .await?;
-    Ok(Json(
-        json!({"pipeline_id": pipeline.id, "pipeline_name": pipeline.name}),
-    ))
+    Ok(Json(PipelineName {
+        pipeline_id: pipeline.id,
+        pipeline_name: pipeline.name,
+    }))
 }

@@ -134,6 +134,8 @@ struct StateStatus {
 
 /// `GET /v3/pipelines/{pipeline_id}/status?build_id=` (§3.4): the run (the latest without
 /// `build_id`) with its stages, each stage's jobs as children.
+#[utoipa::path(get, path = "/v3/pipelines/{pipeline_id}/status", tag = "Pipelines (v3)", params(BuildQuery),
+    responses((status = 200, description = "The run with `status`/`outcome` in the v3 vocabulary and its stages and jobs as `states`", body = serde_json::Value)))]
 pub(crate) async fn status(
     State(state): State<AppState>,
     caller: Caller,
@@ -250,7 +252,12 @@ fn elapsed(start: Option<Timestamp>, end: Option<Timestamp>, now: Timestamp) -> 
     let Some(start) = start else {
         return String::new();
     };
-    let seconds = (end.unwrap_or(now).as_millis() - start.as_millis()).max(0) / 1000;
+    let seconds = (end
+        .unwrap_or(now)
+        .as_millis()
+        .saturating_sub(start.as_millis()))
+    .max(0)
+        / 1000;
     format!(
         "{:02}:{:02}:{:02}",
         seconds / 3600,
@@ -260,13 +267,20 @@ fn elapsed(start: Option<Timestamp>, end: Option<Timestamp>, now: Timestamp) -> 
 }
 
 /// Query of `GET /v3/pipelines/build-result` (§3.5).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct BuildResultQuery {
+    /// The project whose runs are listed.
     #[serde(default, alias = "projectId")]
+    #[param(required = true)]
     project_id: Option<String>,
+    /// `yyyy-MM-dd` (also epoch ms or `yyyy-MM-dd HH:mm:ss`).
     #[serde(default, alias = "startDate")]
+    #[param(required = true)]
     start_date: Option<String>,
+    /// `yyyy-MM-dd`; at most 31 days after `start_date`.
     #[serde(default, alias = "endDate")]
+    #[param(required = true)]
     end_date: Option<String>,
     #[serde(default, deserialize_with = "lenient_i64")]
     offset: Option<i64>,
@@ -290,6 +304,8 @@ struct BuildResult {
 
 /// `GET /v3/pipelines/build-result?project_id=&start_date=&end_date=&offset=&limit=` (§3.5):
 /// runs of the project's pipelines started within the dates (inclusive, at most 31 days).
+#[utoipa::path(get, path = "/v3/pipelines/build-result", tag = "Pipelines (v3)", params(BuildResultQuery),
+    responses((status = 200, description = "`{offset, limit, total, build_results: [PipelineBuildResult]}`", body = serde_json::Value)))]
 pub(crate) async fn build_result(
     State(state): State<AppState>,
     caller: Caller,
@@ -308,7 +324,8 @@ pub(crate) async fn build_result(
             "must not be before start_date",
         ));
     }
-    if to.as_millis() - from.as_millis() > MAX_RANGE_DAYS * 24 * 3600 * 1000 {
+    // Saturating: either bound may be any epoch millisecond.
+    if to.as_millis().saturating_sub(from.as_millis()) > MAX_RANGE_DAYS * 24 * 3600 * 1000 {
         return Err(ApiError::invalid(
             "end_date",
             "the range may cover at most 31 days",
@@ -338,7 +355,7 @@ pub(crate) async fn build_result(
                 end_time: text(row.end_time, zone),
                 status,
                 outcome,
-                elapse_time: (end.as_millis() - row.start_time.as_millis())
+                elapse_time: (end.as_millis().saturating_sub(row.start_time.as_millis()))
                     .max(0)
                     .to_string(),
             }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 /// `PipelineTemplateDTO` (§9.1, §9.3).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct TemplateBody {
     pub(crate) name: String,
     #[serde(default)]
@@ -32,14 +32,14 @@ pub(crate) struct TemplateBody {
 }
 
 /// `{"templateId": …}`: the answer of create, update, delete and copy (§9.1).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TemplateIdResponse {
     #[serde(rename = "templateId")]
     pub(crate) template_id: String,
 }
 
 /// §9.2 detail.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TemplateDetail {
     pub(crate) id: String,
     pub(crate) name: String,
@@ -62,7 +62,7 @@ pub(crate) struct TemplateDetail {
 }
 
 /// `ListPipelineTemplatesQuery` (§9.5).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct ListTemplatesQuery {
     #[serde(default)]
     pub(crate) language: Option<String>,
@@ -84,7 +84,7 @@ pub(crate) struct ListTemplatesQuery {
 }
 
 /// §9.5 answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TemplateList {
     pub(crate) offset: i64,
     pub(crate) limit: i64,
@@ -93,7 +93,7 @@ pub(crate) struct TemplateList {
 }
 
 /// `PipelineTemplateSimpleVO` (§9.5).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TemplateListItem {
     pub(crate) id: String,
     pub(crate) name: String,
@@ -114,21 +114,22 @@ pub(crate) struct TemplateListItem {
     pub(crate) stages: Vec<StageSummary>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct StageSummary {
     pub(crate) name: String,
     pub(crate) sequence: i64,
 }
 
 /// `?flag=true|false` of §9.6.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct FavoriteQuery {
     #[serde(default, deserialize_with = "lenient_bool")]
     pub(crate) flag: Option<bool>,
 }
 
 /// Optional body of `…/{template_id}/copy` (not in the spec: the UI's copy, §2.5).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct CopyBody {
     #[serde(default)]
     pub(crate) name: Option<String>,
@@ -137,7 +138,7 @@ pub(crate) struct CopyBody {
 }
 
 /// `PipelineByTemplateDTO` (§4.7).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct PipelineByTemplateBody {
     pub(crate) name: String,
     #[serde(default)]
@@ -145,6 +146,7 @@ pub(crate) struct PipelineByTemplateBody {
     #[serde(default, alias = "isPublish", deserialize_with = "lenient_bool")]
     pub(crate) is_publish: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub(crate) sources: Option<Vec<Map<String, Value>>>,
     #[serde(default, alias = "securityLevel", deserialize_with = "lenient_i64")]
     pub(crate) security_level: Option<i64>,
@@ -152,13 +154,15 @@ pub(crate) struct PipelineByTemplateBody {
     pub(crate) confidentiality_code: Option<String>,
     /// Values overriding the template's variables by name (`CustomVariable` objects).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub(crate) variables: Option<Vec<Map<String, Value>>>,
     #[serde(default, alias = "groupId")]
     pub(crate) group_id: Option<String>,
 }
 
 /// `component_id` of §4.7.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ComponentQuery {
     #[serde(default)]
     pub(crate) component_id: Option<String>,

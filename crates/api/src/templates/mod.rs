@@ -1,6 +1,7 @@
 //! Templates (spec §2, §4.7, §9): the v5 tenant-level template CRUD, list, favorite and copy;
 //! creating a pipeline from a template (v5 §4.7 and the v3 task of §2.1–§2.2); the v3 template
-//! list and detail; and the shipped system templates loaded at start.
+//! list and detail, and the older v3 list of §3.7; and the shipped system templates loaded at
+//! start.
 //!
 //! Who may do what (`docs/templates.md`): every user of the account reads, favorites and copies
 //! templates and creates pipelines from them (with the Edit role in the target project); users
@@ -13,8 +14,9 @@ mod check;
 mod dto;
 mod flow;
 mod system;
-mod v3;
-mod v5;
+pub(crate) mod v3;
+pub(crate) mod v3_list;
+pub(crate) mod v5;
 
 pub(crate) use dto::lenient_bool;
 pub(crate) use flow::lenient_string;
@@ -58,6 +60,7 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route("/v3/templates/task", post(v3::create_task))
         .route("/v3/templates/{template_id}", get(v3::detail))
         .route("/v3/templates/{template_id}/status", get(v3::task_status))
+        .route("/v3/pipeline/templates/list", post(v3_list::list))
 }
 
 /// Failures of the template routes: the API's own errors plus the template codes of §1.7.3.

@@ -13,8 +13,8 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::authz::{Action, is_valid_id};
 use crate::definition::prepare;
-use crate::dto::datetime_text;
 use crate::dto::pipeline::{PipelineBody, pipeline_url};
+use crate::dto::{check_offset, datetime_text};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use axum::Json;
@@ -23,21 +23,24 @@ use runnel_store::{
     IdentityStore, NewTemplateTask, Role, SortDir, TemplateQuery, TemplateRecord, TemplateSortKey,
     TemplateStore, TemplateTaskStatus, new_id,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
 /// `TemplateCddl` (§2.1). `changeInfo` is ignored.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct TemplateCddl {
+    /// A state's successors: `{"initial": ["state_1"], "state_1": ["Task_1", "final"], …}`.
+    #[schema(value_type = Object)]
     flow: Map<String, Value>,
     /// `TemplateState` objects, read by `flow::parse_states` (which keeps their order).
+    #[schema(value_type = Object)]
     states: Map<String, Value>,
     workflow: Workflow,
 }
 
 /// `Workflow` (§2.1).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 struct Workflow {
     name: String,
     #[serde(alias = "projectId")]
@@ -54,7 +57,7 @@ struct Workflow {
 }
 
 /// `PipelineParam` (§2.1), SDK and doc-example spellings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 struct PipelineParam {
     name: String,
     #[serde(default, deserialize_with = "lenient_string")]
@@ -78,7 +81,7 @@ struct PipelineParam {
 }
 
 /// `Source` (§2.1), SDK and doc-example spellings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 struct Source {
     #[serde(default, alias = "scmType", deserialize_with = "lenient_string")]
     scm_type: Option<String>,
@@ -110,12 +113,32 @@ struct Source {
     disable: Option<bool>,
 }
 
+/// The answer of `POST /v3/templates/task` (§2.1).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TaskCreated {
+    task_id: String,
+}
+
+/// The answer of `GET /v3/templates/{task_id}/status` (§2.2).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TaskStatus {
+    task_id: String,
+    /// `initializing`, `processing`, `succeeded` or `failed`.
+    task_status: &'static str,
+    /// Empty until the task succeeded.
+    pipeline_id: String,
+    pipeline_name: String,
+    pipeline_url: String,
+}
+
 /// `POST /v3/templates/task` (§2.1).
+#[utoipa::path(post, path = "/v3/templates/task", tag = "Templates (v3)", request_body = TemplateCddl,
+    responses((status = 200, description = "The creation task (`{\"task_id\"}`); poll its status", body = TaskCreated)))]
 pub(crate) async fn create_task(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(body): JsonBody<TemplateCddl>,
-) -> Result<Json<Value>, TemplateError> {
+) -> Result<Json<TaskCreated>, TemplateError> {
     let member = member_of(&state, &caller, &body.workflow.project_id).await?;
     member.require(Action::Edit)?;
     check_pipeline_name(&body.workflow.name)?;
@@ -207,7 +230,7 @@ pub(crate) async fn create_task(
             )
             .await
             .map_err(TemplateError::store)?;
-            Ok(Json(json!({ "task_id": task_id })))
+            Ok(Json(TaskCreated { task_id }))
         }
         Err(err) => {
             // The task is kept as failed; the caller gets the reason now.
@@ -334,11 +357,14 @@ pub(crate) struct IdPath {
 
 /// `GET /v3/templates/{task_id}/status` (§2.2). A task of another account, or of a project
 /// the caller has left, answers like an unknown one.
+#[utoipa::path(get, path = "/v3/templates/{template_id}/status", tag = "Templates (v3)",
+    params(("template_id" = String, Path, description = "The `task_id` of `POST /v3/templates/task`")),
+    responses((status = 200, description = "The task and, once it succeeded, its pipeline", body = TaskStatus)))]
 pub(crate) async fn task_status(
     State(state): State<AppState>,
     caller: Caller,
     PathParams(path): PathParams<IdPath>,
-) -> Result<Json<Value>, TemplateError> {
+) -> Result<Json<TaskStatus>, TemplateError> {
     let unknown = || ApiError::invalid("task_id", "the template task does not exist");
     if !is_valid_id(&path.template_id) {
         return Err(unknown().into());
@@ -363,21 +389,26 @@ pub(crate) async fn task_status(
             pipeline_url(&state.api.config.public_url, &task.project_id, pipeline_id)
         })
         .unwrap_or_default();
-    Ok(Json(json!({
-        "task_id": task.id,
-        "task_status": task.status.as_str(),
-        "pipeline_id": task.pipeline_id.unwrap_or_default(),
-        "pipeline_name": task.pipeline_name,
-        "pipeline_url": pipeline_url,
-    })))
+    Ok(Json(TaskStatus {
+        task_id: task.id,
+        task_status: task.status.as_str(),
+        pipeline_id: task.pipeline_id.unwrap_or_default(),
+        pipeline_name: task.pipeline_name,
+        pipeline_url,
+    }))
 }
 
 /// Query of `GET /v3/templates` (§2.3); strings, parsed here to name the wrong one.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// `pipeline`.
     #[serde(default, alias = "templateType")]
+    #[param(required = true)]
     template_type: Option<String>,
+    /// System templates (`true`) or the account's own (`false`).
     #[serde(default, alias = "isBuildIn")]
+    #[param(required = true, value_type = bool)]
     is_build_in: Option<String>,
     #[serde(default)]
     offset: Option<String>,
@@ -392,6 +423,8 @@ pub(crate) struct ListQuery {
 }
 
 /// `GET /v3/templates` (§2.3).
+#[utoipa::path(get, path = "/v3/templates", tag = "Templates (v3)", params(ListQuery),
+    responses((status = 200, description = "`{total, page_number, page_size, content: [TemplateView]}`", body = serde_json::Value)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -414,10 +447,7 @@ pub(crate) async fn list(
                 .map_err(|_| ApiError::invalid(field, "must be a whole number")),
         }
     };
-    let offset = number(query.offset.as_deref(), "offset")?.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::invalid("offset", "must be 0 or more").into());
-    }
+    let offset = check_offset(number(query.offset.as_deref(), "offset")?.unwrap_or(0))?;
     let limit = match number(query.limit.as_deref(), "limit")?.unwrap_or(0) {
         0 => 10,
         limit @ 1..=100 => limit,
@@ -487,13 +517,16 @@ pub(crate) async fn list(
 }
 
 /// Query of `GET /v3/templates/{template_id}` (§2.4).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DetailQuery {
     #[serde(default, alias = "templateType")]
     template_type: Option<String>,
 }
 
 /// `GET /v3/templates/{template_id}` (§2.4).
+#[utoipa::path(get, path = "/v3/templates/{template_id}", tag = "Templates (v3)", params(DetailQuery),
+    responses((status = 200, description = "The `TemplateView` with `flow`, `states` and `parameter`", body = serde_json::Value)))]
 pub(crate) async fn detail(
     State(state): State<AppState>,
     caller: Caller,

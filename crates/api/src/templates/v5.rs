@@ -30,6 +30,8 @@ pub(crate) struct TemplatePath {
 }
 
 /// `POST /v5/{tenant_id}/api/pipeline-templates` (§9.1).
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipeline-templates", tag = "Templates", request_body = TemplateBody,
+    responses((status = 200, description = "The new custom template's id", body = TemplateIdResponse)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     tenant: TenantCaller,
@@ -61,6 +63,8 @@ pub(crate) async fn create(
 }
 
 /// `GET /v5/{tenant_id}/api/pipeline-templates/{template_id}` (§9.2).
+#[utoipa::path(get, path = "/v5/{project_id}/api/pipeline-templates/{template_id}", tag = "Templates",
+    responses((status = 200, description = "The template, with the caller's favorite mark", body = TemplateDetail)))]
 pub(crate) async fn detail(
     State(state): State<AppState>,
     tenant: TenantCaller,
@@ -96,6 +100,8 @@ pub(crate) async fn detail(
 
 /// `PUT /v5/{tenant_id}/api/pipeline-templates/{template_id}` (§9.3): full replacement.
 /// A system template answers `DEVPIPE.00011204` and stays as it is.
+#[utoipa::path(put, path = "/v5/{project_id}/api/pipeline-templates/{template_id}", tag = "Templates", request_body = TemplateBody,
+    responses((status = 200, description = "Replaced", body = TemplateIdResponse)))]
 pub(crate) async fn update(
     State(state): State<AppState>,
     tenant: TenantCaller,
@@ -135,6 +141,8 @@ pub(crate) async fn update(
 }
 
 /// `DELETE /v5/{tenant_id}/api/pipeline-templates/{template_id}` (§9.4).
+#[utoipa::path(delete, path = "/v5/{project_id}/api/pipeline-templates/{template_id}", tag = "Templates",
+    responses((status = 200, description = "Deleted", body = TemplateIdResponse)))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     tenant: TenantCaller,
@@ -163,6 +171,8 @@ fn system_refusal(action: &'static str) -> impl Fn(runnel_store::StoreError) -> 
 
 /// `POST /v5/{tenant_id}/api/pipeline-templates/list` (§9.5): the account's custom templates
 /// and the system templates, each with the caller's favorite mark.
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipeline-templates/list", tag = "Templates", request_body = ListTemplatesQuery,
+    responses((status = 200, description = "A page of templates", body = TemplateList)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     tenant: TenantCaller,
@@ -318,6 +328,8 @@ pub(crate) fn variables_of(record: &TemplateRecord) -> Vec<Value> {
 }
 
 /// `POST /v5/{tenant_id}/api/pipeline-templates/{template_id}/favorite?flag=true|false` (§9.6).
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipeline-templates/{template_id}/favorite", tag = "Templates", params(FavoriteQuery),
+    responses((status = 200, description = "Marked or unmarked", body = Success)))]
 pub(crate) async fn favorite(
     State(state): State<AppState>,
     tenant: TenantCaller,
@@ -339,6 +351,8 @@ pub(crate) async fn favorite(
 
 /// `POST /v5/{tenant_id}/api/pipeline-templates/{template_id}/copy` (the UI's copy, §2.5): a
 /// custom template with the same content; system templates can be copied.
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipeline-templates/{template_id}/copy", tag = "Templates", request_body(content = CopyBody, description = "Optional: the copy's name (default `<name>-copy`) and description"),
+    responses((status = 200, description = "The copy's id", body = TemplateIdResponse)))]
 pub(crate) async fn copy(
     State(state): State<AppState>,
     tenant: TenantCaller,
@@ -386,6 +400,8 @@ pub(crate) async fn copy(
 /// `POST /v5/{project_id}/api/pipeline-templates/{template_id}/create-pipeline` (§4.7): the
 /// template's definition and variables (overlaid by name with the body's) become a new
 /// pipeline of the project, `from_source` 1.
+#[utoipa::path(post, path = "/v5/{project_id}/api/pipeline-templates/{template_id}/create-pipeline", tag = "Templates", params(ComponentQuery), request_body = PipelineByTemplateBody,
+    responses((status = 200, description = "The new pipeline's id (`project_id` is a project here, not the account)", body = PipelineIdResponse)))]
 pub(crate) async fn create_pipeline(
     State(state): State<AppState>,
     member: Member,

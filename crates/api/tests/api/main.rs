@@ -5,6 +5,7 @@
 mod bad_bodies;
 mod bad_input;
 mod extras;
+mod fuzzed;
 mod harness;
 mod iam;
 mod matrix;

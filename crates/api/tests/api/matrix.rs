@@ -188,6 +188,7 @@ pub(crate) fn rows() -> Vec<Row> {
         row(H::POST, "/v3/templates/task", A).body("{}"),
         row(H::GET, "/v3/templates/{template_id}", A),
         row(H::GET, "/v3/templates/{template_id}/status", A),
+        row(H::POST, "/v3/pipeline/templates/list", A).body("{}"),
         // ---- legacy v3 pipelines (§3)
         row(H::POST, "/v3/pipelines/list", A).body("{}"),
         row(H::POST, "/v3/pipelines/{pipeline_id}/start", A),

@@ -33,7 +33,7 @@ pub(crate) struct ServeBenchArgs {
     /// HTTP requests in flight while the storm is triggered.
     #[arg(long, default_value = "64", value_name = "N")]
     connections: NonZeroU32,
-    /// Executor slots of the server (default: the server's default, one per core).
+    /// Executor slots of the server (default: the server's default, two per core).
     #[arg(long, value_name = "N")]
     executor_slots: Option<NonZeroU32>,
     /// Seconds the server sits idle before its idle memory is read.

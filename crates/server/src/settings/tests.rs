@@ -42,7 +42,7 @@ fn the_defaults_are_valid_and_as_documented_in_the_brief() {
     );
     assert_eq!(
         settings.executor.slots,
-        std::thread::available_parallelism().map_or(1, usize::from)
+        2 * std::thread::available_parallelism().map_or(1, usize::from)
     );
     assert_eq!(
         settings.executor.process_tracking,

@@ -61,31 +61,51 @@ pub(crate) async fn enqueue(
     job: &EnqueueJob,
     now: Timestamp,
 ) -> Result<i64, StoreError> {
-    let live: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM job_attempts WHERE job_run_id = $1 AND state IN ('queued', 'leased')",
-    )
-    .bind(&job.job_run_id)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get(0)?;
-    if live > 0 {
-        return Err(StoreError::Conflict(
-            "the job already has a queued or running attempt".to_owned(),
-        ));
-    }
+    enqueue_in_run(conn, job, now, None).await
+}
+
+/// Like [`enqueue`]; with `run_id`, a job of another run is `NotFound` (what the caller's
+/// transaction wrote before the refusal is rolled back with it).
+pub(crate) async fn enqueue_in_run(
+    conn: &mut AnyConnection,
+    job: &EnqueueJob,
+    now: Timestamp,
+    run_id: Option<&str>,
+) -> Result<i64, StoreError> {
     let attempt_id = crate::new_id();
+    // One statement checks that no attempt is queued or running and takes the next attempt.
     let row = sqlx::query(
         "UPDATE job_runs SET status = 'QUEUED', attempt = attempt + 1, last_dispatch_id = $2, \
          exec_id = NULL, start_time = NULL, end_time = NULL, message = NULL \
-         WHERE id = $1 RETURNING attempt, run_id",
+         WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM job_attempts \
+           WHERE job_attempts.job_run_id = $1 AND job_attempts.state IN ('queued', 'leased')) \
+         RETURNING attempt, run_id",
     )
     .bind(&job.job_run_id)
     .bind(&attempt_id)
     .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(StoreError::NotFound)?;
+    .await?;
+    let Some(row) = row else {
+        // Refused: an unknown job (or one of another run), or one with a live attempt.
+        let owner = sqlx::query("SELECT run_id FROM job_runs WHERE id = $1")
+            .bind(&job.job_run_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let owner = sql::text(&owner, "run_id")?;
+        if run_id.is_some_and(|run_id| run_id != owner) {
+            return Err(StoreError::NotFound);
+        }
+        return Err(StoreError::Conflict(
+            "the job already has a queued or running attempt".to_owned(),
+        ));
+    };
     let attempt = sql::int(&row, "attempt")?;
-    let run_id = sql::text(&row, "run_id")?;
+    let run_id_of_job = sql::text(&row, "run_id")?;
+    if run_id.is_some_and(|run_id| run_id != run_id_of_job) {
+        return Err(StoreError::NotFound);
+    }
+    let run_id = run_id_of_job;
     reset_steps(conn, &job.job_run_id).await?;
     sqlx::query(
         "INSERT INTO job_attempts (id, job_run_id, run_id, attempt, try_number, max_tries, pool, labels, \
@@ -281,6 +301,49 @@ pub(crate) async fn report_step(
         .await?;
     }
     Ok(())
+}
+
+macro_rules! report_step_sqlite {
+    () => {
+        "UPDATE step_runs SET status = $2, \
+         exit_code = COALESCE($3, exit_code), message = COALESCE($4, message), \
+         start_time = CASE WHEN start_time IS NULL AND $5 = 1 THEN $6 ELSE start_time END, \
+         end_time = CASE WHEN $7 = 1 THEN $6 ELSE end_time END, \
+         last_dispatch_id = (SELECT id FROM job_attempts WHERE lease_token = $8 AND state = 'leased') \
+         WHERE id = $1 AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELED', 'SKIPPED') \
+         AND job_run_id = (SELECT job_run_id FROM job_attempts WHERE lease_token = $8 AND state = 'leased') \
+         RETURNING id"
+    };
+}
+const REPORT_STEP_SQLITE: [&str; 4] = wrapped!(report_step_sqlite!());
+
+/// The fast form of [`report_step`] on SQLite, for a report without outputs: ONE statement
+/// that checks the lease, the step's job and that the step is not final yet, and writes the
+/// report. When it changes nothing (a replay, a refusal, an unknown step) the general form
+/// decides, in a transaction of its own. SQLite's single writer orders it against the sweeper.
+pub(crate) async fn report_step_fast(
+    conn: &mut AnyConnection,
+    token: &LeaseToken,
+    report: &StepReport,
+    wrap: Wrap,
+) -> Result<Fast<()>, StoreError> {
+    let rows = sqlx::query(wrap.pick_single(&REPORT_STEP_SQLITE))
+        .bind(&report.step_run_id)
+        .bind(report.status.as_str())
+        .bind(report.exit_code.map(i64::from))
+        .bind(report.message.as_deref())
+        .bind(sql::flag_value(report.status != StepStatus::Init))
+        .bind(sql::millis(report.at))
+        .bind(sql::flag_value(report.status.is_final()))
+        .bind(token.as_str())
+        // `fetch_all`: a command carrying `COMMIT` must run to its end.
+        .fetch_all(&mut *conn)
+        .await?;
+    if rows.is_empty() {
+        Ok(Fast::NotApplied)
+    } else {
+        Ok(Fast::Done(Ok(())))
+    }
 }
 
 pub(crate) async fn record_artifact(

@@ -366,6 +366,26 @@ pub(super) async fn bump_count(
     Ok(())
 }
 
+/// Moves one run of a pipeline from the counter of status `from` to that of `to` (they differ),
+/// in one statement.
+pub(super) async fn move_count(
+    conn: &mut AnyConnection,
+    pipeline_id: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO pipeline_run_counts (pipeline_id, status, run_count) VALUES ($1, $2, -1), ($1, $3, 1) \
+         ON CONFLICT (pipeline_id, status) DO UPDATE SET run_count = pipeline_run_counts.run_count + excluded.run_count",
+    )
+    .bind(pipeline_id)
+    .bind(from)
+    .bind(to)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Rows of one `INSERT INTO run_parameters` (7 values each, well below both backends' limits).
 const PARAMETER_ROWS_PER_INSERT: usize = 100;
 

@@ -1,12 +1,11 @@
 //! `save_progress`: one engine step's run/stage/job/step changes and new queue entries in one transaction.
 
 use super::RunProgress;
-use super::create::bump_count;
+use super::create::move_count;
 use crate::config::Backend;
 use crate::error::StoreError;
 use crate::{Store, sql};
 use sqlx::AnyConnection;
-use sqlx::Row;
 
 pub(super) async fn save_progress(store: &Store, progress: RunProgress) -> Result<i64, StoreError> {
     let backend = store.backend();
@@ -64,8 +63,7 @@ async fn apply(
             .execute(&mut *conn)
             .await?;
             if update.status.as_str() != old_status {
-                bump_count(conn, &pipeline_id, &old_status, -1).await?;
-                bump_count(conn, &pipeline_id, update.status.as_str(), 1).await?;
+                move_count(conn, &pipeline_id, &old_status, update.status.as_str()).await?;
             }
         }
         None => {
@@ -132,22 +130,13 @@ async fn apply(
         }
     }
     for job in &progress.enqueue {
-        let belongs: i64 =
-            sqlx::query("SELECT COUNT(*) FROM job_runs WHERE id = $1 AND run_id = $2")
-                .bind(&job.job_run_id)
-                .bind(&progress.run_id)
-                .fetch_one(&mut *conn)
-                .await?
-                .try_get(0)?;
-        if belongs == 0 {
-            return Err(StoreError::NotFound);
-        }
         if job.max_tries == 0 {
             return Err(StoreError::Invalid(
                 "max_tries must be at least 1".to_owned(),
             ));
         }
-        crate::queue::enqueue_in(conn, job, progress.now).await?;
+        // A job of another run is refused there (NotFound), and this transaction rolls back.
+        crate::queue::enqueue_in_run(conn, job, progress.now, Some(&progress.run_id)).await?;
     }
     Ok(new_version)
 }

@@ -31,10 +31,13 @@ pub(super) enum RunKey<'a> {
     Latest(&'a str),
 }
 
-pub(super) async fn run_where(
-    pool: &AnyPool,
+pub(super) async fn run_where<'e, E>(
+    pool: E,
     key: RunKey<'_>,
-) -> Result<Option<RunRecord>, StoreError> {
+) -> Result<Option<RunRecord>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     let row = match key {
         RunKey::Id(id) => {
             sqlx::query(concat!(
@@ -100,7 +103,9 @@ pub(super) async fn run_detail(
     pool: &AnyPool,
     run_id: &str,
 ) -> Result<Option<RunDetail>, StoreError> {
-    let Some(run) = run_where(pool, RunKey::Id(run_id)).await? else {
+    // One connection for the four reads: each pool acquire and release costs task wake-ups.
+    let mut conn = pool.acquire().await?;
+    let Some(run) = run_where(&mut *conn, RunKey::Id(run_id)).await? else {
         return Ok(None);
     };
     let stage_rows = sqlx::query(
@@ -109,7 +114,7 @@ pub(super) async fn run_detail(
          WHERE run_id = $1 ORDER BY sequence",
     )
     .bind(run_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let job_rows = sqlx::query(
         "SELECT id, stage_run_id, job_index, sequence, identifier, name, category, is_async, depends_on, condition, \
@@ -117,7 +122,7 @@ pub(super) async fn run_detail(
          FROM job_runs WHERE run_id = $1 ORDER BY sequence, job_index",
     )
     .bind(run_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let step_rows = sqlx::query(
         "SELECT id, stage_run_id, job_run_id, placement, sequence, identifier, name, task, business_type, \
@@ -126,7 +131,7 @@ pub(super) async fn run_detail(
          WHERE run_id = $1 ORDER BY sequence, id",
     )
     .bind(run_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let mut job_steps: HashMap<String, Vec<StepRunRecord>> = HashMap::new();
     let mut gates: HashMap<String, (Vec<StepRunRecord>, Vec<StepRunRecord>)> = HashMap::new();
@@ -259,7 +264,7 @@ pub(super) async fn list_runs(
         MAX_PAGE,
     );
     let (all_runs, matching) = run_counts(pool, pipeline_id, &query.statuses).await?;
-    let ordered_cost = (offset + limit).saturating_mul(all_runs) / matching.max(1);
+    let ordered_cost = offset.saturating_add(limit).saturating_mul(all_runs) / matching.max(1);
     let plan = if !query.statuses.is_empty() && matching < ordered_cost {
         Plan::ByStatus
     } else {

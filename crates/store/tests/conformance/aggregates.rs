@@ -331,3 +331,40 @@ conformance! {
         assert!(store.step_actions("other-run").await.unwrap().is_empty());
     }
 }
+
+conformance! {
+    async fn a_created_run_reads_back_as_the_detail_its_creation_describes(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "created").await;
+        let mut run = new_run(&pipeline.id, &RunShape { jobs_per_stage: vec![2, 1], steps_per_job: 2 }, T0);
+        let gate = |sequence: i64, identifier: &str| NewStepRun {
+            id: new_id(),
+            sequence,
+            identifier: identifier.to_owned(),
+            name: identifier.to_owned(),
+            task: "gate".to_owned(),
+            inputs: serde_json::json!([]),
+            ..NewStepRun::default()
+        };
+        run.stages[1].pre = vec![gate(0, "pre_gate")];
+        run.stages[1].post = vec![gate(1, "post_gate")];
+        run.stages[1].is_select = false;
+        run.stages[1].status = StageStatus::Unselected;
+        run.stages[1].jobs[0].resource = Some("{\"pool_name\":\"p\"}".to_owned());
+        let stages = run.stages.clone();
+        let created = store.create_run(run, parameters()).await.unwrap();
+        let mut described = RunDetail::created(created.run.clone(), &stages);
+        let mut stored = store.run_detail(&created.run.id).await.unwrap().unwrap();
+        // Rows of equal sequence may come back in any order.
+        for detail in [&mut described, &mut stored] {
+            for stage in &mut detail.stages {
+                stage.jobs.sort_by(|left, right| left.id.cmp(&right.id));
+                for job in &mut stage.jobs {
+                    job.steps.sort_by(|left, right| left.id.cmp(&right.id));
+                }
+            }
+        }
+        assert_eq!(described, stored);
+    }
+}
