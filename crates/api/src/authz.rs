@@ -78,15 +78,10 @@ impl FromRequestParts<AppState> for Member {
         if !is_valid_id(&project_id) {
             return Err(ApiError::ProjectNotFound);
         }
-        let store = &state.api.store;
-        let project = store
-            .project(&project_id)
-            .await
-            .map_err(store_error)?
-            .filter(|project| project.domain_id == caller.user.domain_id)
-            .ok_or(ApiError::ProjectNotFound)?;
-        let role = store
-            .member_role(&project.id, &caller.user.id)
+        let (project, role) = state
+            .api
+            .store
+            .membership(&project_id, &caller.user.id, &caller.user.domain_id)
             .await
             .map_err(store_error)?
             .ok_or(ApiError::ProjectNotFound)?;

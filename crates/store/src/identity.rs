@@ -275,6 +275,14 @@ pub trait IdentityStore {
         project_id: &str,
         user_id: &str,
     ) -> impl Future<Output = Result<Option<Role>, StoreError>> + Send;
+    /// The project and the user's role in it, in one read; `None` when either is missing or
+    /// the project belongs to another domain. Every project-scoped request starts with it.
+    fn membership(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        domain_id: &str,
+    ) -> impl Future<Output = Result<Option<(ProjectRecord, Role)>, StoreError>> + Send;
     fn members(
         &self,
         project_id: &str,

@@ -114,6 +114,11 @@ conformance! {
         store.admin_set_member(&actor, &project.id, &dev.id, Role::Viewer, at(3)).await.unwrap();
         store.admin_set_member(&actor, &project.id, &dev.id, Role::Developer, at(4)).await.unwrap();
         assert_eq!(store.member_role(&project.id, &dev.id).await.unwrap(), Some(Role::Developer));
+        // The one-read membership the API starts every request with.
+        let (found, role) = store.membership(&project.id, &dev.id, &domain.id).await.unwrap().expect("member");
+        assert_eq!((found.id.as_str(), found.name.as_str(), role), (project.id.as_str(), "team-b", Role::Developer));
+        assert_eq!(store.membership(&project.id, &dev.id, &stranger.domain_id).await.unwrap(), None, "another domain");
+        assert_eq!(store.membership(&project.id, &stranger.id, &stranger.domain_id).await.unwrap(), None, "not a member");
         // A user or project of another domain is not found, and nothing is written.
         assert!(matches!(store.admin_set_member(&actor, &project.id, &stranger.id, Role::Viewer, at(5)).await, Err(StoreError::NotFound)));
         assert!(matches!(store.admin_set_member(&other_actor, &project.id, &stranger.id, Role::Viewer, at(5)).await, Err(StoreError::NotFound)));

@@ -508,6 +508,26 @@ impl IdentityStore for Store {
         row.map(|row| role(&row)).transpose()
     }
 
+    async fn membership(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        domain_id: &str,
+    ) -> Result<Option<(ProjectRecord, Role)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT p.id, p.domain_id, p.name, p.description, p.created_at, p.updated_at, m.role \
+             FROM projects p JOIN members m ON m.project_id = p.id \
+             WHERE p.id = $1 AND m.user_id = $2 AND p.domain_id = $3",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .bind(domain_id)
+        .fetch_optional(self.db().reader())
+        .await?;
+        row.map(|row| Ok((project_record(&row)?, role(&row)?)))
+            .transpose()
+    }
+
     async fn members(&self, project_id: &str) -> Result<Vec<MemberRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT project_id, user_id, role, created_at FROM members WHERE project_id = $1 ORDER BY created_at, user_id",
