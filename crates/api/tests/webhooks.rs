@@ -65,7 +65,8 @@ async fn a_signed_github_push_starts_exactly_one_run_at_the_pushed_commit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_github_push_starts_exactly_one_run_on_postgresql() {
-    let Some(database) = support::TestDatabase::create().await else {
+    let Some(database) = runnel_store::testing::TestDatabase::create("runnel_webhook_test").await
+    else {
         return;
     };
     push_flow(&[

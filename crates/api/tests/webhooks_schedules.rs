@@ -10,6 +10,7 @@ use runnel_domain::status::RunStatus;
 use runnel_domain::{Format, Timestamp, compile_text};
 use runnel_engine::schedule::{Schedule, SchedulerConfig, SchedulerTask, spawn_scheduler};
 use runnel_engine::{Clock as _, Engine, EngineConfig, EngineTask, ManualClock};
+use runnel_store::testing::TestDatabase;
 use runnel_store::{
     IdentityStore, NewPipeline, NewSchedule, PipelineStore, RunQuery, RunStore, SecretKey, Store,
     StoreConfig, TriggerStore, new_id,
@@ -17,7 +18,6 @@ use runnel_store::{
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use support::TestDatabase;
 
 fn at(text: &str) -> Timestamp {
     Timestamp::from_millis(
@@ -94,7 +94,7 @@ async fn settle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schedule_fires_once_per_firing_with_two_servers_on_one_postgresql() {
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = TestDatabase::create("runnel_webhook_test").await else {
         return;
     };
     let key = SecretKey::generate();

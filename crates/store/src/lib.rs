@@ -33,6 +33,7 @@ mod queue;
 mod runs;
 mod sql;
 mod templates;
+pub mod testing;
 mod triggers;
 
 pub use actions::{NewStepAction, StepActionRecord, StepActionStore};

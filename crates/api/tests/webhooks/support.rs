@@ -10,7 +10,6 @@ use runnel_server::{Flags, RunningServer, Settings, SettingsSources};
 use runnel_store::{IdentityStore, LogRead, LogStore, Role, RunDetail, RunStore};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use sqlx::Connection as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -571,55 +570,4 @@ pub(crate) fn callback_path(callback_url: &str) -> String {
         .split_once("://")
         .map_or(callback_url, |(_, rest)| rest);
     format!("/{}", rest.split_once('/').map_or("", |(_, path)| path))
-}
-
-/// A database that exists for one test and is dropped afterwards, also when the test fails.
-pub(crate) struct TestDatabase {
-    admin: String,
-    name: String,
-    pub(crate) url: String,
-}
-
-impl TestDatabase {
-    pub(crate) async fn create() -> Option<TestDatabase> {
-        sqlx::any::install_default_drivers();
-        let admin = std::env::var("TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".to_owned());
-        let mut conn = match sqlx::AnyConnection::connect(&admin).await {
-            Ok(conn) => conn,
-            Err(err) if !std::env::var("CI").is_ok_and(|value| value == "true" || value == "1") => {
-                eprintln!("NOTICE: PostgreSQL at {admin} is unreachable ({err}); skipping");
-                return None;
-            }
-            Err(err) => panic!("PostgreSQL at {admin} is unreachable and CI=true: {err}"),
-        };
-        let name = format!("runnel_webhook_test_{}", runnel_store::new_id());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut conn)
-            .await
-            .expect("create the test database");
-        let url = runnel_store::bench::with_database(&admin, &name);
-        Some(TestDatabase { admin, name, url })
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let statement = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-        let dropper = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(statement))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
-        });
-        let _ = dropper.join();
-    }
 }
