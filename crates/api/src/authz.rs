@@ -4,7 +4,7 @@
 //! found (S1).
 
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{Caller, PathMembership};
 use crate::error::{ApiError, Missing};
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
@@ -78,13 +78,17 @@ impl FromRequestParts<AppState> for Member {
         if !is_valid_id(&project_id) {
             return Err(ApiError::ProjectNotFound);
         }
-        let (project, role) = state
-            .api
-            .store
-            .membership(&project_id, &caller.user.id, &caller.user.domain_id)
-            .await
-            .map_err(store_error)?
-            .ok_or(ApiError::ProjectNotFound)?;
+        // Read with the token by the authentication middleware, or read now (AK/SK).
+        let membership = match parts.extensions.get::<PathMembership>() {
+            Some(known) if known.project_id == project_id => known.membership.clone(),
+            _ => state
+                .api
+                .store
+                .membership(&project_id, &caller.user.id, &caller.user.domain_id)
+                .await
+                .map_err(store_error)?,
+        };
+        let (project, role) = membership.ok_or(ApiError::ProjectNotFound)?;
         Ok(Member {
             caller,
             project,

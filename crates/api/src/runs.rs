@@ -97,6 +97,7 @@ pub(crate) async fn run(
         sources,
         idempotency,
         webhook_payload: None,
+        pipeline: Some(pipeline),
     };
     let triggered = state
         .api

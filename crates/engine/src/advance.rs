@@ -84,7 +84,13 @@ async fn step(
         )
         .await?;
     let info = inner.run_info(&detail.run).await?;
-    let outputs = load_outputs(inner, &detail).await?;
+    // Outputs feed the conditions and inputs of what has not started yet; a step without a
+    // mutation (a retry may reset jobs) and with nothing left to start reads none.
+    let outputs = if mutation.is_some() || has_unstarted_work(&detail) {
+        load_outputs(inner, &detail).await?
+    } else {
+        BTreeMap::new()
+    };
     let (mut state, ids) = model::load(&spec, &detail, &outputs)?;
     let before = state.snapshot();
 
@@ -306,6 +312,22 @@ fn enqueue_job(inner: &Inner, spec: &PipelineSpec, ids: &RunIds, job: JobIdx) ->
         labels: Vec::new(),
         max_tries: inner.config.max_tries.max(1),
     }
+}
+
+/// Whether a stage or job has yet to start, or waits (a review, a delay): only then can
+/// `jobs.<id>.outputs` still be read by a condition or an input.
+fn has_unstarted_work(detail: &RunDetail) -> bool {
+    detail
+        .stages
+        .iter()
+        .any(|stage| waits(stage.status) || stage.jobs.iter().any(|job| waits(job.status)))
+}
+
+fn waits(status: JobStatus) -> bool {
+    matches!(
+        status,
+        JobStatus::Init | JobStatus::Paused | JobStatus::Suspend
+    )
 }
 
 /// Outputs of finished jobs, for `jobs.<id>.outputs` in conditions: job run id → key → value.

@@ -836,6 +836,12 @@ async fn sqlite_pool(
         .after_connect(move |conn, _meta| {
             Box::pin(async move { apply_pragmas(conn, busy_ms, Role::Pooled { read_only }).await })
         })
+        // sqlx pings every connection released to the pool, one more round trip to the
+        // connection's worker thread per statement. SQLite's worker runs commands in order,
+        // so an abandoned statement or a pending rollback is finished before the next user's
+        // command anyway; vouching here skips that ping (patched sqlx-core, vendor/README.md).
+        // Connections idle for a second are still pinged before use (`pool_options`).
+        .after_release(|_conn, _meta| Box::pin(async { Ok(true) }))
         .connect(url)
         .await?;
     Ok(pool)

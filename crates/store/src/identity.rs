@@ -275,6 +275,16 @@ pub trait IdentityStore {
         project_id: &str,
         user_id: &str,
     ) -> impl Future<Output = Result<Option<Role>, StoreError>> + Send;
+    /// [`authenticate_token`](Self::authenticate_token) and [`membership`](Self::membership)
+    /// of the token's user in `project_id` in one read: a project-scoped request with a token
+    /// needs both, and each statement is a round trip to a database thread or server. `None`:
+    /// the token is not valid; `Some((.., .., None))`: it is, but its user is not a member.
+    fn authenticate_token_in_project(
+        &self,
+        token: &str,
+        now: Timestamp,
+        project_id: &str,
+    ) -> impl Future<Output = Result<Option<AuthenticatedMember>, StoreError>> + Send;
     /// The project and the user's role in it, in one read; `None` when either is missing or
     /// the project belongs to another domain. Every project-scoped request starts with it.
     fn membership(
@@ -288,6 +298,10 @@ pub trait IdentityStore {
         project_id: &str,
     ) -> impl Future<Output = Result<Vec<MemberRecord>, StoreError>> + Send;
 }
+
+/// A valid token's record and user, and the user's project and role in the project asked
+/// about (`None`: not a member), from [`IdentityStore::authenticate_token_in_project`].
+pub type AuthenticatedMember = (TokenRecord, UserRecord, Option<(ProjectRecord, Role)>);
 
 /// Who makes an administrative change: recorded as the actor of its audit event, and the
 /// domain every object of the change must belong to.

@@ -42,9 +42,9 @@ pub use config::{Backend, DEFAULT_LOG_CAP_BYTES, SecretKey, StoreConfig};
 pub use crypto::new_id;
 pub use error::{BackendError, StoreError};
 pub use identity::{
-    AccessKeyInfo, AccessKeyRecord, AdminActor, DomainRecord, IdentityAdminStore, IdentityStore,
-    IssuedAccessKey, IssuedToken, MemberRecord, NewUser, ProjectRecord, Role, TokenRecord,
-    UserRecord, generate_password,
+    AccessKeyInfo, AccessKeyRecord, AdminActor, AuthenticatedMember, DomainRecord,
+    IdentityAdminStore, IdentityStore, IssuedAccessKey, IssuedToken, MemberRecord, NewUser,
+    ProjectRecord, Role, TokenRecord, UserRecord, generate_password,
 };
 pub use logs::{AppendOutcome, LogInfo, LogPage, LogRead, LogStore, TRUNCATION_MARKER};
 pub use organize::{

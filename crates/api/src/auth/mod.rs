@@ -8,17 +8,26 @@ pub(crate) mod signature;
 use crate::AppState;
 use crate::error::{ApiError, AuthFailure, ErrorStyle};
 use axum::body::{Body, to_bytes};
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use runnel_store::{IdentityStore, StoreError, UserRecord};
+use runnel_store::{IdentityStore, ProjectRecord, Role, StoreError, UserRecord};
 use signature::{Authorization, SignedRequest};
 
 /// Who is calling, once authenticated.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub(crate) user: UserRecord,
+}
+
+/// The caller's project and role in the `{project_id}` of the path, read together with the
+/// token (`IdentityStore::authenticate_token_in_project`); `membership` is `None` for a
+/// non-member. The `Member` extractor uses it instead of reading the membership again.
+#[derive(Debug, Clone)]
+pub(crate) struct PathMembership {
+    pub(crate) project_id: String,
+    pub(crate) membership: Option<(ProjectRecord, Role)>,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -52,9 +61,26 @@ async fn resolve(state: &AppState, mut request: Request) -> Result<Request, ApiE
     if let Some(token) = request.headers().get("x-auth-token") {
         let token = token
             .to_str()
-            .map_err(|_| ApiError::Unauthenticated(AuthFailure::BadToken))?;
+            .map_err(|_| ApiError::Unauthenticated(AuthFailure::BadToken))?
+            .trim()
+            .to_owned();
+        let token = token.as_str();
+        // A project-scoped route reads the token and the caller's membership in one statement.
+        if let Some(project_id) = path_project_id(&mut request).await {
+            let (_, user, membership) = store
+                .authenticate_token_in_project(token, now, &project_id)
+                .await
+                .map_err(internal)?
+                .ok_or(ApiError::Unauthenticated(AuthFailure::BadToken))?;
+            request.extensions_mut().insert(Caller { user });
+            request.extensions_mut().insert(PathMembership {
+                project_id,
+                membership,
+            });
+            return Ok(request);
+        }
         let (_, user) = store
-            .authenticate_token(token.trim(), now)
+            .authenticate_token(token, now)
             .await
             .map_err(internal)?
             .ok_or(ApiError::Unauthenticated(AuthFailure::BadToken))?;
@@ -87,6 +113,21 @@ async fn resolve(state: &AppState, mut request: Request) -> Result<Request, ApiE
     let mut request = Request::from_parts(parts, Body::from(bytes));
     request.extensions_mut().insert(Caller { user });
     Ok(request)
+}
+
+/// The route's `{project_id}` when it is a well-formed id (the middleware runs after routing);
+/// anything else is left to the extractors, which answer it as they always do.
+async fn path_project_id(request: &mut Request) -> Option<String> {
+    let (mut parts, body) = std::mem::take(request).into_parts();
+    let params = RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .ok();
+    *request = Request::from_parts(parts, body);
+    params?
+        .iter()
+        .find(|(name, _)| *name == "project_id")
+        .map(|(_, value)| value.to_owned())
+        .filter(|id| crate::authz::is_valid_id(id))
 }
 
 /// Checks the signature against the key's SK; an unknown or disabled key, or a disabled user,

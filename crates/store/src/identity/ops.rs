@@ -253,18 +253,52 @@ impl IdentityStore for Store {
         .bind(sql::millis(now))
         .fetch_optional(self.db().reader())
         .await?;
+        row.map(|row| Ok((token_record(&row)?, user_record(&row)?)))
+            .transpose()
+    }
+
+    async fn authenticate_token_in_project(
+        &self,
+        token: &str,
+        now: Timestamp,
+        project_id: &str,
+    ) -> Result<Option<AuthenticatedMember>, StoreError> {
+        // The conditions of `authenticate_token`, and those of `membership` on the joined
+        // member and project (LEFT JOINs: a valid token of a non-member still authenticates).
+        let row = sqlx::query(
+            "SELECT t.id AS token_id, t.user_id, t.scope, t.issued_at, t.expires_at, t.revoked_at, \
+             u.id, u.domain_id, u.name, u.display_name, u.is_disabled, u.is_domain_admin, u.created_at, \
+             u.updated_at, m.role, p.id AS project_id, p.domain_id AS project_domain_id, \
+             p.name AS project_name, p.description AS project_description, \
+             p.created_at AS project_created_at, p.updated_at AS project_updated_at \
+             FROM tokens t JOIN users u ON u.id = t.user_id \
+             LEFT JOIN members m ON m.project_id = $3 AND m.user_id = u.id \
+             LEFT JOIN projects p ON p.id = m.project_id AND p.domain_id = u.domain_id \
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 AND u.is_disabled = 0",
+        )
+        .bind(crypto::token_digest(token))
+        .bind(sql::millis(now))
+        .bind(project_id)
+        .fetch_optional(self.db().reader())
+        .await?;
         let Some(row) = row else {
             return Ok(None);
         };
-        let record = TokenRecord {
-            id: sql::text(&row, "token_id")?,
-            user_id: sql::text(&row, "user_id")?,
-            scope: sql::text(&row, "scope")?,
-            issued_at: sql::ts(&row, "issued_at")?,
-            expires_at: sql::ts(&row, "expires_at")?,
-            revoked_at: sql::opt_ts(&row, "revoked_at")?,
+        let membership = match sql::opt_text(&row, "project_id")? {
+            Some(id) => Some((
+                ProjectRecord {
+                    id,
+                    domain_id: sql::text(&row, "project_domain_id")?,
+                    name: sql::text(&row, "project_name")?,
+                    description: sql::text(&row, "project_description")?,
+                    created_at: sql::ts(&row, "project_created_at")?,
+                    updated_at: sql::ts(&row, "project_updated_at")?,
+                },
+                role(&row)?,
+            )),
+            None => None,
         };
-        Ok(Some((record, user_record(&row)?)))
+        Ok(Some((token_record(&row)?, user_record(&row)?, membership)))
     }
 
     async fn revoke_token(&self, token: &str, now: Timestamp) -> Result<bool, StoreError> {
@@ -582,6 +616,17 @@ fn domain_record(row: &AnyRow) -> Result<DomainRecord, StoreError> {
         id: sql::text(row, "id")?,
         name: sql::text(row, "name")?,
         created_at: sql::ts(row, "created_at")?,
+    })
+}
+
+fn token_record(row: &AnyRow) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        id: sql::text(row, "token_id")?,
+        user_id: sql::text(row, "user_id")?,
+        scope: sql::text(row, "scope")?,
+        issued_at: sql::ts(row, "issued_at")?,
+        expires_at: sql::ts(row, "expires_at")?,
+        revoked_at: sql::opt_ts(row, "revoked_at")?,
     })
 }
 

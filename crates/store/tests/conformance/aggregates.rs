@@ -39,6 +39,49 @@ conformance! {
 }
 
 conformance! {
+    async fn a_token_and_its_users_membership_are_read_together_with_the_same_rules(db) {
+        let store = db.open().await;
+        let domain = store.create_domain("acme", T0).await.unwrap();
+        let elsewhere = store.create_domain("globex", T0).await.unwrap();
+        let user = store.create_user(&domain.id, "bob", None, T0).await.unwrap();
+        let project = store.create_project(&domain.id, "web", "", T0).await.unwrap();
+        let not_joined = store.create_project(&domain.id, "api", "", T0).await.unwrap();
+        let foreign = store.create_project(&elsewhere.id, "web", "", T0).await.unwrap();
+        store.set_member(&project.id, &user.id, Role::Developer, T0).await.unwrap();
+        // A member row in another domain's project grants nothing (as `membership`).
+        store.set_member(&foreign.id, &user.id, Role::Admin, T0).await.unwrap();
+        let issued = store.issue_token(&user.id, "local-1", T0, Duration::from_secs(60)).await.unwrap();
+
+        let (token, caller, membership) =
+            store.authenticate_token_in_project(&issued.token, at(1000), &project.id).await.unwrap().unwrap();
+        assert_eq!((token.user_id.as_str(), caller.id.as_str()), (user.id.as_str(), user.id.as_str()));
+        let (found, role) = membership.expect("a member");
+        assert_eq!((found, role), (project.clone(), Role::Developer));
+        assert_eq!(
+            store.membership(&project.id, &user.id, &domain.id).await.unwrap(),
+            Some((project.clone(), Role::Developer)),
+            "the same answer as the separate read"
+        );
+        for other in [&not_joined.id, &foreign.id, &"0".repeat(32)] {
+            let (_, _, membership) =
+                store.authenticate_token_in_project(&issued.token, at(1000), other).await.unwrap().unwrap();
+            assert_eq!(membership, None, "a valid token of a non-member: {other}");
+        }
+        assert!(store.authenticate_token_in_project("rnl_wrong", at(1000), &project.id).await.unwrap().is_none());
+        assert!(store.authenticate_token_in_project(&issued.token, at(60_000), &project.id).await.unwrap().is_none(), "expired");
+        store.remove_member(&project.id, &user.id).await.unwrap();
+        let (_, _, membership) =
+            store.authenticate_token_in_project(&issued.token, at(1000), &project.id).await.unwrap().unwrap();
+        assert_eq!(membership, None, "removed at once");
+        assert!(store.revoke_token(&issued.token, at(2000)).await.unwrap());
+        assert!(store.authenticate_token_in_project(&issued.token, at(3000), &project.id).await.unwrap().is_none(), "revoked");
+        let again = store.issue_token(&user.id, "local-2", T0, Duration::from_secs(60)).await.unwrap();
+        store.set_user_disabled(&user.id, true, at(4000)).await.unwrap();
+        assert!(store.authenticate_token_in_project(&again.token, at(5000), &project.id).await.unwrap().is_none(), "disabled user");
+    }
+}
+
+conformance! {
     async fn pipelines_are_versioned_scoped_by_project_and_keep_secrets_encrypted(db) {
         let store = db.open().await;
         let tenant = tenant(&store, "acme").await;

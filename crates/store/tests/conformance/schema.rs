@@ -56,6 +56,31 @@ async fn sqlite_is_opened_in_wal_mode_with_full_sync() {
     assert!(db.sqlite_path().unwrap().exists());
 }
 
+/// The bundled SQLite is compiled as `.cargo/config.toml` asks (`LIBSQLITE3_FLAGS`): without
+/// STAT4, whose samples make SQLite re-prepare a cached statement at every new bound value (a
+/// quarter of the API's CPU), and without the global mutex of memory statistics.
+#[tokio::test]
+async fn the_bundled_sqlite_is_built_without_stat4_and_memory_statistics() {
+    let db = crate::harness::fresh(Kind::Sqlite).await.unwrap();
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let options: Vec<String> = sqlx::query("PRAGMA compile_options")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| sqlx::Row::get(row, 0))
+        .collect();
+    assert!(
+        !options.iter().any(|option| option == "ENABLE_STAT4"),
+        "{options:?}"
+    );
+    assert!(
+        options.iter().any(|option| option == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+}
+
 conformance! {
     async fn opening_gives_postgres_statistics_for_tables_that_have_rows_but_none(db) {
         let store = db.open().await;
