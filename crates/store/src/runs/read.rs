@@ -270,7 +270,15 @@ pub(super) async fn list_runs(
     } else {
         Plan::InSortOrder
     };
-    let mut select = SqlBuilder::new(concat!("SELECT ", run_columns!(), " FROM runs"));
+    // The page and its runs' stages in one statement: the page as a subquery, its stage rows
+    // joined and ordered like the page (run by run, each run's stages by sequence).
+    let mut select = SqlBuilder::new(concat!(
+        "SELECT page.*, s.id AS stage_id, s.name AS stage_name, s.sequence AS stage_sequence, \
+         s.status AS stage_status, s.start_time AS stage_start_time, s.end_time AS stage_end_time \
+         FROM (SELECT ",
+        run_columns!(),
+        " FROM runs"
+    ));
     push_filters(&mut select, pipeline_id, query, plan);
     select.push(match (plan, query.sort_key, query.sort_dir) {
         (Plan::InSortOrder, RunSortKey::StartTime, SortDir::Desc) => {
@@ -303,6 +311,21 @@ pub(super) async fn list_runs(
         .bind(Arg::Int(limit))
         .push(" OFFSET ")
         .bind(Arg::Int(offset));
+    select.push(") page LEFT JOIN stage_runs s ON s.run_id = page.id");
+    select.push(match (query.sort_key, query.sort_dir) {
+        (RunSortKey::StartTime, SortDir::Desc) => {
+            " ORDER BY page.start_time DESC, page.run_number DESC, s.sequence"
+        }
+        (RunSortKey::StartTime, SortDir::Asc) => {
+            " ORDER BY page.start_time, page.run_number, s.sequence"
+        }
+        (RunSortKey::UpdateTime, SortDir::Desc) => {
+            " ORDER BY page.updated_at DESC, page.run_number DESC, s.sequence"
+        }
+        (RunSortKey::UpdateTime, SortDir::Asc) => {
+            " ORDER BY page.updated_at, page.run_number, s.sequence"
+        }
+    });
     let only_statuses = query.trigger_types.is_empty()
         && query.job_identifier.is_none()
         && query.executor_ids.is_empty()
@@ -315,7 +338,8 @@ pub(super) async fn list_runs(
         // table filled since the last ANALYZE, autovacuum off) it estimates a handful of rows
         // for the pipeline and, knowing the LIMIT, prefers sorting every matching run (~40 ms
         // at 100 000 runs). Ruling out the sort for this one statement keeps the plan
-        // independent of statistics.
+        // independent of statistics (the page's own few rows are still sorted: nothing else
+        // can order them).
         let mut conn = pool.acquire().await?;
         let mut txn = conn.begin().await?;
         sqlx::query("SET LOCAL enable_sort = off")
@@ -327,7 +351,26 @@ pub(super) async fn list_runs(
     } else {
         select.query().fetch_all(pool).await?
     };
-    let runs = rows.iter().map(run_record).collect::<Result<Vec<_>, _>>()?;
+    let mut items: Vec<RunSummary> = Vec::new();
+    for row in &rows {
+        let run_id = sql::text(row, "id")?;
+        if items.last().is_none_or(|last| last.run.id != run_id) {
+            items.push(RunSummary {
+                run: run_record(row)?,
+                stages: Vec::new(),
+            });
+        }
+        if let (Some(id), Some(summary)) = (sql::opt_text(row, "stage_id")?, items.last_mut()) {
+            summary.stages.push(StageStatusItem {
+                id,
+                name: sql::text(row, "stage_name")?,
+                sequence: sql::int(row, "stage_sequence")?,
+                status: sql::status(row, "stage_status")?,
+                start_time: sql::opt_ts(row, "stage_start_time")?,
+                end_time: sql::opt_ts(row, "stage_end_time")?,
+            });
+        }
+    }
 
     let total = if only_statuses {
         matching
@@ -336,35 +379,6 @@ pub(super) async fn list_runs(
         push_filters(&mut count, pipeline_id, query, Plan::ByStatus);
         sql::int(&count.query().fetch_one(pool).await?, "total")?
     };
-
-    let mut stages_by_run: HashMap<String, Vec<StageStatusItem>> = HashMap::new();
-    if !runs.is_empty() {
-        let mut stages = SqlBuilder::new(
-            "SELECT run_id, id, name, sequence, status, start_time, end_time FROM stage_runs WHERE run_id IN ",
-        );
-        stages.bind_list(runs.iter().map(|run| Arg::Text(run.id.clone())));
-        stages.push(" ORDER BY run_id, sequence");
-        for row in stages.query().fetch_all(pool).await? {
-            stages_by_run
-                .entry(sql::text(&row, "run_id")?)
-                .or_default()
-                .push(StageStatusItem {
-                    id: sql::text(&row, "id")?,
-                    name: sql::text(&row, "name")?,
-                    sequence: sql::int(&row, "sequence")?,
-                    status: sql::status(&row, "status")?,
-                    start_time: sql::opt_ts(&row, "start_time")?,
-                    end_time: sql::opt_ts(&row, "end_time")?,
-                });
-        }
-    }
-    let items = runs
-        .into_iter()
-        .map(|run| RunSummary {
-            stages: stages_by_run.remove(&run.id).unwrap_or_default(),
-            run,
-        })
-        .collect();
     Ok(Page { total, items })
 }
 
