@@ -67,17 +67,9 @@ impl FromRequestParts<AppState> for Member {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        let params = RawPathParams::from_request_parts(parts, state)
+        let project_id = path_project_id(parts)
             .await
-            .map_err(|_| ApiError::ProjectNotFound)?;
-        let project_id = params
-            .iter()
-            .find(|(name, _)| *name == "project_id")
-            .map(|(_, value)| value.to_owned())
             .ok_or(ApiError::ProjectNotFound)?;
-        if !is_valid_id(&project_id) {
-            return Err(ApiError::ProjectNotFound);
-        }
         // Read with the token by the authentication middleware, or read now (AK/SK).
         let membership = match parts.extensions.get::<PathMembership>() {
             Some(known) if known.project_id == project_id => known.membership.clone(),
@@ -205,6 +197,18 @@ impl Member {
             .filter(|detail| detail.run.pipeline_id == pipeline_id)
             .ok_or(ApiError::NotFound(Missing::Run))
     }
+}
+
+/// The route's `{project_id}` when it is a well-formed id; `None` for a route without one or an
+/// id that cannot exist. Shared by the authentication middleware and [`Member`].
+pub(crate) async fn path_project_id(parts: &mut Parts) -> Option<String> {
+    RawPathParams::from_request_parts(parts, &())
+        .await
+        .ok()?
+        .iter()
+        .find(|(name, _)| *name == "project_id")
+        .map(|(_, value)| value.to_owned())
+        .filter(|id| is_valid_id(id))
 }
 
 /// Ids are opaque: 1–64 of `[A-Za-z0-9_-]` (spec §1.2); anything else cannot exist.

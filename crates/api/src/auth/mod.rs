@@ -8,7 +8,7 @@ pub(crate) mod signature;
 use crate::AppState;
 use crate::error::{ApiError, AuthFailure, ErrorStyle};
 use axum::body::{Body, to_bytes};
-use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -115,19 +115,12 @@ async fn resolve(state: &AppState, mut request: Request) -> Result<Request, ApiE
     Ok(request)
 }
 
-/// The route's `{project_id}` when it is a well-formed id (the middleware runs after routing);
-/// anything else is left to the extractors, which answer it as they always do.
+/// The route's `{project_id}` (the middleware runs after routing), as `Member` reads it.
 async fn path_project_id(request: &mut Request) -> Option<String> {
     let (mut parts, body) = std::mem::take(request).into_parts();
-    let params = RawPathParams::from_request_parts(&mut parts, &())
-        .await
-        .ok();
+    let project_id = crate::authz::path_project_id(&mut parts).await;
     *request = Request::from_parts(parts, body);
-    params?
-        .iter()
-        .find(|(name, _)| *name == "project_id")
-        .map(|(_, value)| value.to_owned())
-        .filter(|id| crate::authz::is_valid_id(id))
+    project_id
 }
 
 /// Checks the signature against the key's SK; an unknown or disabled key, or a disabled user,
