@@ -7,11 +7,13 @@
 //! durable and commits them together in one `BEGIN IMMEDIATE` transaction (group commit).
 //! Callers get their answer only after the commit that holds their write returned.
 //!
-//! SQLite runs each statement on sqlx's worker thread, so every statement costs a round trip
-//! between threads (two wake-ups), which on this 2-core machine costs more than most
-//! statements themselves. Hot operations therefore have a *fast form* sending their whole
-//! work as one command, and the batch's `BEGIN IMMEDIATE` and `COMMIT` ride along with the
-//! first and last fast form of the batch instead of taking round trips of their own.
+//! Upstream sqlx runs each SQLite statement on the connection's worker thread, a round trip
+//! between threads (two wake-ups) that on this 2-core machine costs more than most statements
+//! themselves. The vendored sqlx-sqlite runs a statement on the caller's thread instead when
+//! nothing is queued for that worker (`vendor/README.md`); the writer task therefore has a
+//! thread of its own, so its commits (`fsync`) block no runtime worker. Hot operations also
+//! have a *fast form* sending their whole work as one command, and the batch's
+//! `BEGIN IMMEDIATE` and `COMMIT` ride along with the first and last fast form of the batch.
 
 use crate::config::{Backend, StoreConfig};
 use crate::error::StoreError;
@@ -285,7 +287,7 @@ impl Db {
                 check_sqlite(&mut *read_pool.acquire().await?, busy_ms).await?;
                 let writer = Writer::open(&config.url, busy_ms).await?;
                 let (tx, rx) = mpsc::channel::<WriteOp>(config.max_batch.max(1) * 8);
-                tokio::spawn(writer.run(rx, config.max_batch.max(1)));
+                writer.spawn(rx, config.max_batch.max(1))?;
                 Ok(Db {
                     backend,
                     pool: read_pool,
@@ -552,6 +554,22 @@ impl Writer {
             busy_ms,
             conn: Some(conn),
         })
+    }
+
+    /// Runs the writer on a thread of its own. Its statements run on that thread (the vendored
+    /// sqlx-sqlite executes them inline, `vendor/README.md`), so a commit waiting for `fsync`
+    /// blocks no runtime worker, and the callers keep queueing operations for the next commit
+    /// meanwhile.
+    fn spawn(self, rx: mpsc::Receiver<WriteOp>, max_batch: usize) -> Result<(), StoreError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| StoreError::from(sqlx::Error::Io(err)))?;
+        std::thread::Builder::new()
+            .name("sqlite-writer".to_owned())
+            .spawn(move || runtime.block_on(self.run(rx, max_batch)))
+            .map_err(|err| StoreError::from(sqlx::Error::Io(err)))?;
+        Ok(())
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<WriteOp>, max_batch: usize) {

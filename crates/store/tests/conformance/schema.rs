@@ -81,6 +81,70 @@ async fn the_bundled_sqlite_is_built_without_stat4_and_memory_statistics() {
     );
 }
 
+/// The vendored sqlx-sqlite runs a statement on the caller's thread when nothing is queued for
+/// the connection's worker thread (`vendor/README.md`). A transaction dropped without a commit
+/// queues its rollback on that thread: the next statement must wait for it instead of running
+/// inline ahead of it and seeing (or extending) the abandoned transaction.
+#[tokio::test]
+async fn a_dropped_sqlite_transaction_is_rolled_back_before_the_next_statement() {
+    let db = crate::harness::fresh(Kind::Sqlite).await.unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query("CREATE TABLE inline_order (x INTEGER NOT NULL)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for round in 0..100_i64 {
+        {
+            let mut txn = conn.begin().await.unwrap();
+            sqlx::query("INSERT INTO inline_order (x) VALUES (?)")
+                .bind(round)
+                .execute(&mut *txn)
+                .await
+                .unwrap();
+        }
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inline_order")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "round {round}: the dropped insert is visible");
+    }
+    // A committed one stays, and the raw handle can still be taken and given back.
+    let mut txn = conn.begin().await.unwrap();
+    sqlx::query("INSERT INTO inline_order (x) VALUES (1)")
+        .execute(&mut *txn)
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    drop(conn.lock_handle().await.unwrap());
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inline_order")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    conn.close().await.unwrap();
+}
+
+/// Inline execution runs a statement to its end: every row of a large result arrives, in order,
+/// and a `LIMIT`-like `fetch_optional` stops at the first.
+#[tokio::test]
+async fn an_inline_sqlite_query_returns_every_row_of_a_large_result() {
+    let db = crate::harness::fresh(Kind::Sqlite).await.unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    let values: Vec<i64> = sqlx::query_scalar(
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 20000) SELECT x FROM n",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(values, (1..=20_000).collect::<Vec<i64>>());
+    let first: Option<i64> = sqlx::query_scalar("SELECT x FROM (SELECT 7 AS x UNION ALL SELECT 8)")
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(first, Some(7));
+    conn.close().await.unwrap();
+}
+
 conformance! {
     async fn opening_gives_postgres_statistics_for_tables_that_have_rows_but_none(db) {
         let store = db.open().await;
