@@ -543,9 +543,6 @@ struct Writer {
     conn: Option<AnyConnection>,
 }
 
-/// How many times the writer yields to let callers it just answered send their next operation.
-const COALESCE_YIELDS: usize = 4;
-
 impl Writer {
     async fn open(url: &str, busy_ms: i64) -> Result<Writer, StoreError> {
         let conn = connect_sqlite(url, busy_ms, Role::Writer).await?;
@@ -575,9 +572,6 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<WriteOp>, max_batch: usize) {
         let mut batch: Vec<WriteOp> = Vec::with_capacity(max_batch);
         let mut closing = None;
-        // Operations in the previous batch: their callers were just answered, and those that
-        // are busy (workers, streams) send their next operation within microseconds.
-        let mut previous = 0usize;
         while closing.is_none() {
             let Some(first) = rx.recv().await else {
                 break;
@@ -590,24 +584,6 @@ impl Writer {
                 op => batch.push(op),
             }
             take_queued(&mut rx, &mut batch, max_batch, &mut closing);
-            if closing.is_none() && previous > 1 && batch.len() < previous {
-                // A tiny coalescing window, only under concurrency: the tasks the last commit
-                // answered are runnable on this runtime but have not run yet; yielding lets
-                // them send their next operation so it joins this commit instead of waiting
-                // a whole commit for the next one. A lone caller (`previous` 1) never waits.
-                for _ in 0..COALESCE_YIELDS {
-                    let before = batch.len();
-                    tokio::task::yield_now().await;
-                    take_queued(&mut rx, &mut batch, max_batch, &mut closing);
-                    if batch.len() == before
-                        || batch.len() >= previous.min(max_batch)
-                        || closing.is_some()
-                    {
-                        break;
-                    }
-                }
-            }
-            previous = batch.len();
             self.commit(&mut batch).await;
         }
         // Operations queued after `close` are dropped: their callers see `Unavailable`.

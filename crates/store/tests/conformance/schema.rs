@@ -58,9 +58,11 @@ async fn sqlite_is_opened_in_wal_mode_with_full_sync() {
 
 /// The bundled SQLite is compiled as `.cargo/config.toml` asks (`LIBSQLITE3_FLAGS`): without
 /// STAT4, whose samples make SQLite re-prepare a cached statement at every new bound value (a
-/// quarter of the API's CPU), and without the global mutex of memory statistics.
+/// quarter of the API's CPU), without the global mutex of memory statistics, and with the
+/// query planner stability guarantee (no re-prepare when a bound value was used to match a
+/// partial index).
 #[tokio::test]
-async fn the_bundled_sqlite_is_built_without_stat4_and_memory_statistics() {
+async fn the_bundled_sqlite_is_built_without_stat4_and_memory_statistics_and_with_qpsg() {
     let db = crate::harness::fresh(Kind::Sqlite).await.unwrap();
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
@@ -77,6 +79,10 @@ async fn the_bundled_sqlite_is_built_without_stat4_and_memory_statistics() {
     );
     assert!(
         options.iter().any(|option| option == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+    assert!(
+        options.iter().any(|option| option == "ENABLE_QPSG"),
         "{options:?}"
     );
 }
