@@ -17,7 +17,7 @@ use tokio::process::Child;
 use tokio::time::Instant;
 
 use super::cgroup::JobCgroup;
-use super::scan::{ForkCounters, ProcessInfo, ScanFrom, scan};
+use super::scan::{ForkCounters, ProcessInfo, ScanFrom, has_exited, scan};
 
 /// How often the grace period checks whether everything has exited.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -25,6 +25,10 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const KILL_ROUNDS: usize = 50;
 /// How long to wait for a SIGKILLed main process to be reaped.
 const REAP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Consecutive scans that must find nothing before a kill loop ends: a process in the middle
+/// of `execve` (a `setsid cmd &` the step just started) can have an unreadable environment for
+/// an instant, so one empty scan does not prove the job has no process left.
+const QUIET_ROUNDS: usize = 2;
 /// How long a dropped workspace waits for its SIGKILLed cgroup to empty before removing it.
 const DROP_EMPTY_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -95,7 +99,7 @@ pub(crate) async fn terminate(
         let main_running = main
             .as_mut()
             .is_some_and(|child| running_pid(child).is_some());
-        if found.is_empty() && !main_running {
+        if found.is_empty() && !main_running && all_exited(&signalled) {
             return signalled.len();
         }
         for pid in found.targets {
@@ -116,10 +120,16 @@ pub(crate) async fn terminate(
     {
         tracing::warn!(cgroup = %cgroup.dir().display(), error = %err, "cgroup.kill failed");
     }
+    let mut empty_rounds = 0;
     for _ in 0..KILL_ROUNDS {
         let found = find(job, &mut trusted_groups).await;
-        if found.is_empty() {
-            break;
+        if found.is_empty() && all_exited(&signalled) {
+            empty_rounds += 1;
+            if empty_rounds == QUIET_ROUNDS {
+                break;
+            }
+        } else {
+            empty_rounds = 0;
         }
         for pid in found.targets {
             signalled.insert(pid);
@@ -144,19 +154,33 @@ pub(crate) fn kill_now(job: &JobProcesses) {
     }
     if let Some(from) = job.scan_from {
         let mut trusted_groups = HashSet::new();
+        let mut signalled = HashSet::new();
+        let mut empty_rounds = 0;
         for _ in 0..KILL_ROUNDS {
             let scanned = scan(&job.cookie_entry, from);
             let targets = select_targets(job, &mut trusted_groups, scanned);
-            if targets.is_empty() {
-                break;
+            if targets.is_empty() && all_exited(&signalled) {
+                empty_rounds += 1;
+                if empty_rounds == QUIET_ROUNDS {
+                    break;
+                }
+            } else {
+                empty_rounds = 0;
             }
             for pid in targets {
+                signalled.insert(pid);
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
             std::thread::sleep(Duration::from_millis(2));
         }
     }
     release_cgroup(job);
+}
+
+/// Whether every signalled process has finished exiting (bounded by the callers' rounds: a
+/// reused pid only makes them wait longer).
+fn all_exited(signalled: &HashSet<i32>) -> bool {
+    signalled.iter().all(|pid| has_exited(*pid))
 }
 
 /// SIGKILLs whatever is left in the job's cgroup, waits briefly for it to empty and removes it.

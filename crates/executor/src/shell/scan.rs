@@ -274,6 +274,17 @@ impl ProcReader {
     }
 }
 
+/// Whether `pid` has finished exiting: gone, or a zombie waiting for its parent. A process sent
+/// SIGKILL runs on until the kernel schedules its exit, and meanwhile its environment may
+/// already be unreadable (so a scan no longer counts it as the job's).
+pub(crate) fn has_exited(pid: i32) -> bool {
+    ProcReader::default()
+        .read_process(pid, "stat", StopAt::Newline)
+        .ok()
+        .and_then(parse_stat)
+        .is_none()
+}
+
 /// The process group and start time from `/proc/<pid>/stat`, or `None` for a zombie or an
 /// unparsable line. The command name may contain spaces and parentheses, so fields are read
 /// after the last `)`.
