@@ -327,18 +327,22 @@ impl ConnectionWorker {
     /// Sends a command to the worker thread, counting it as pending until the thread is done.
     async fn send(&mut self, command: Command) -> Result<(), Error> {
         self.shared.pending.fetch_add(1, Ordering::AcqRel);
+        // Uncounted again if the command never reaches the thread: a failed send, or this
+        // future dropped while it waited for room in the channel.
+        let unsent = PendingGuard(&self.shared.pending);
         let sent = self
             .command_tx
             .send_async((command, Span::current()))
             .await;
-        if sent.is_err() {
-            self.shared.pending.fetch_sub(1, Ordering::AcqRel);
+        if sent.is_ok() {
+            // The thread counts it down when it has run it.
+            std::mem::forget(unsent);
         }
         sent.map_err(|_| Error::WorkerCrashed)
     }
 
-    /// [`Self::send`] for callers that cannot wait (the channel is unbounded in practice for
-    /// these: a rollback on drop, a shutdown).
+    /// [`Self::send`] for callers that cannot `.await` (a rollback from `Drop`, a shutdown):
+    /// blocks while the channel is full, as upstream does.
     fn send_now(&mut self, command: Command) -> Result<(), Error> {
         self.shared.pending.fetch_add(1, Ordering::AcqRel);
         let sent = self.command_tx.send((command, Span::current()));
