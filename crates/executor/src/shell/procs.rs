@@ -120,20 +120,11 @@ pub(crate) async fn terminate(
     {
         tracing::warn!(cgroup = %cgroup.dir().display(), error = %err, "cgroup.kill failed");
     }
-    let mut empty_rounds = 0;
+    let mut quiet = 0;
     for _ in 0..KILL_ROUNDS {
         let found = find(job, &mut trusted_groups).await;
-        if found.is_empty() && all_exited(&signalled) {
-            empty_rounds += 1;
-            if empty_rounds == QUIET_ROUNDS {
-                break;
-            }
-        } else {
-            empty_rounds = 0;
-        }
-        for pid in found.targets {
-            signalled.insert(pid);
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        if kill_round(found.targets, &mut signalled, &mut quiet) {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -155,26 +146,33 @@ pub(crate) fn kill_now(job: &JobProcesses) {
     if let Some(from) = job.scan_from {
         let mut trusted_groups = HashSet::new();
         let mut signalled = HashSet::new();
-        let mut empty_rounds = 0;
+        let mut quiet = 0;
         for _ in 0..KILL_ROUNDS {
             let scanned = scan(&job.cookie_entry, from);
             let targets = select_targets(job, &mut trusted_groups, scanned);
-            if targets.is_empty() && all_exited(&signalled) {
-                empty_rounds += 1;
-                if empty_rounds == QUIET_ROUNDS {
-                    break;
-                }
-            } else {
-                empty_rounds = 0;
-            }
-            for pid in targets {
-                signalled.insert(pid);
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            if kill_round(targets, &mut signalled, &mut quiet) {
+                break;
             }
             std::thread::sleep(Duration::from_millis(2));
         }
     }
     release_cgroup(job);
+}
+
+/// One round of a kill loop: SIGKILLs `targets` and remembers them in `signalled`. Answers
+/// true (stop) once `QUIET_ROUNDS` scans in a row (counted in `quiet`) found nothing and every
+/// signalled process has exited.
+fn kill_round(targets: Vec<i32>, signalled: &mut HashSet<i32>, quiet: &mut usize) -> bool {
+    if targets.is_empty() && all_exited(signalled) {
+        *quiet += 1;
+        return *quiet >= QUIET_ROUNDS;
+    }
+    *quiet = 0;
+    for pid in targets {
+        signalled.insert(pid);
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    false
 }
 
 /// Whether every signalled process has finished exiting (bounded by the callers' rounds: a
