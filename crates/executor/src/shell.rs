@@ -9,6 +9,7 @@ use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
@@ -74,6 +75,54 @@ pub struct ShellExecutor {
     config: ShellExecutorConfig,
     /// Where job cgroups are created; `None`: job processes are found by the cookie scan.
     cgroups: Option<CgroupParent>,
+    /// Finished jobs' directories, emptied, for the next jobs (see `files::recycle_job_dir`).
+    spares: Arc<SpareDirs>,
+}
+
+/// At most this many recycled job directories wait for a job; more are removed.
+const MAX_SPARE_DIRS: usize = 32;
+
+/// Recycled job directories. The last executor clone to go removes those still waiting.
+#[derive(Debug, Default)]
+struct SpareDirs {
+    dirs: Mutex<Vec<PathBuf>>,
+}
+
+impl SpareDirs {
+    fn take(&self) -> Option<PathBuf> {
+        self.dirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+    }
+
+    fn has_room(&self) -> bool {
+        self.dirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+            < MAX_SPARE_DIRS
+    }
+
+    /// Keeps `dir` for a later job; `Err(dir)` when there are enough already.
+    fn put(&self, dir: PathBuf) -> Result<(), PathBuf> {
+        let mut dirs = self.dirs.lock().unwrap_or_else(PoisonError::into_inner);
+        if dirs.len() < MAX_SPARE_DIRS {
+            dirs.push(dir);
+            Ok(())
+        } else {
+            Err(dir)
+        }
+    }
+}
+
+impl Drop for SpareDirs {
+    fn drop(&mut self) {
+        let dirs = self.dirs.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for dir in dirs.drain(..) {
+            let _ = files::remove_tree(&dir);
+        }
+    }
 }
 
 /// A job's private directories and the identity of its processes.
@@ -145,7 +194,11 @@ impl ShellExecutor {
                 }
             },
         };
-        ShellExecutor { config, cgroups }
+        ShellExecutor {
+            config,
+            cgroups,
+            spares: Arc::default(),
+        }
     }
 
     /// The cgroup under which each job gets a cgroup of its own, if cgroups are used.
@@ -234,7 +287,19 @@ impl Executor for ShellExecutor {
     async fn prepare(&self, job: &JobTask) -> Result<ShellWorkspace, ExecError> {
         let root = self.config.workspace_root.clone();
         let base = directory_name(&job.job_key);
-        let dirs = tokio::task::spawn_blocking(move || files::create_job_dirs(&root, &base))
+        let spare = self.spares.take();
+        let dirs = tokio::task::spawn_blocking(move || {
+            if let Some(spare) = spare {
+                match files::adopt_job_dir(&spare, &root, &base) {
+                    Ok(dirs) => return Ok(dirs),
+                    Err(err) => {
+                        tracing::debug!(dir = %spare.display(), error = %err, "cannot reuse a recycled job directory");
+                        let _ = files::remove_tree(&spare);
+                    }
+                }
+            }
+            files::create_job_dirs(&root, &base)
+        })
             .await
             .map_err(|err| {
                 ExecError::Backend(format!("workspace creation task failed: {err}"))
@@ -306,11 +371,24 @@ impl Executor for ShellExecutor {
             return Ok(());
         }
         let job_dir = remove_dir.then(|| workspace.job_dir.clone());
+        // Recycled only when the job left no process behind: none may touch the next job's
+        // files. (A job whose leftovers had to be killed gets its directory removed.)
+        let recycle_in =
+            (killed == 0 && self.spares.has_room()).then(|| self.config.workspace_root.clone());
         // One hand-off for both: the directory tree, then the (empty) cgroup.
         let (removed_dir, kept_cgroup) = tokio::task::spawn_blocking(move || {
-            let removed_dir = job_dir.map_or(Ok(()), |job_dir| {
-                files::remove_tree(&job_dir)
-                    .map_err(ExecError::io(format!("removing {}", job_dir.display())))
+            let removed_dir = job_dir.map_or(Ok(None), |job_dir| {
+                let spare = recycle_in.and_then(|root| {
+                    files::recycle_job_dir(&job_dir, &root)
+                        .inspect_err(|err| tracing::debug!(dir = %job_dir.display(), error = %err, "cannot recycle a job directory"))
+                        .ok()
+                });
+                match spare {
+                    Some(spare) => Ok(Some(spare)),
+                    None => files::remove_tree(&job_dir)
+                        .map(|()| None)
+                        .map_err(ExecError::io(format!("removing {}", job_dir.display()))),
+                }
             });
             let kept_cgroup = cgroup.and_then(|cgroup| match cgroup.remove() {
                 Ok(()) => None,
@@ -320,6 +398,14 @@ impl Executor for ShellExecutor {
         })
         .await
         .map_err(|err| ExecError::Backend(format!("workspace removal task failed: {err}")))?;
+        let removed_dir = removed_dir.map(|spare| {
+            if let Some(spare) = spare
+                && let Err(surplus) = self.spares.put(spare)
+            {
+                // Others filled the spares meanwhile (rare): this one goes.
+                tokio::task::spawn_blocking(move || files::remove_tree(&surplus));
+            }
+        });
         workspace.is_removed |= remove_dir && removed_dir.is_ok();
         if let Some((cgroup, err)) = kept_cgroup {
             let context = format!("removing the job cgroup {}", cgroup.dir().display());

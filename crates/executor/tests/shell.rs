@@ -867,6 +867,96 @@ async fn each_job_gets_its_own_workspace_and_cleanup_is_idempotent() {
     executor.cleanup(&mut second).await.expect("cleanup");
 }
 
+/// The entries of the workspace root whose names start with `.spare-` (recycled job
+/// directories waiting for a job).
+fn spare_dirs(harness: &Harness) -> Vec<PathBuf> {
+    match std::fs::read_dir(harness.scratch().join("jobs")) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with(".spare-"))
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_jobs_directory_is_emptied_and_serves_the_next_job() {
+    use std::os::unix::fs::MetadataExt as _;
+    let harness = Harness::new();
+    let executor = harness.executor();
+    let first_task = job()
+        .step("mkdir -p deep/er && echo one > deep/er/file && echo secret > ../planted && chmod 755 .. && chmod 500 deep")
+        .task;
+    let mut first = executor.prepare(&first_task).await.expect("prepare");
+    let (end, _) = run_one_step(&executor, &mut first, &first_task.steps[0]).await;
+    assert_eq!(end, StepEnd::Exited(0));
+    let first_job_dir = first.path().parent().expect("job dir").to_path_buf();
+    let first_inode = std::fs::metadata(&first_job_dir).expect("job dir").ino();
+    executor.cleanup(&mut first).await.expect("cleanup");
+    assert!(!first.path().exists(), "the finished job's paths are gone");
+    assert_eq!(spare_dirs(&harness).len(), 1, "kept for the next job");
+
+    let second_task = job().step("ls -A; ls -A .. | sort | tr '\\n' ' '").task;
+    let mut second = executor.prepare(&second_task).await.expect("prepare");
+    let second_job_dir = second.path().parent().expect("job dir").to_path_buf();
+    assert_ne!(second_job_dir, first_job_dir, "a fresh name for each job");
+    assert_eq!(
+        std::fs::metadata(&second_job_dir).expect("job dir").ino(),
+        first_inode,
+        "the same directory, recycled"
+    );
+    assert!(spare_dirs(&harness).is_empty());
+    for dir in [&second_job_dir, &second.path().to_path_buf()] {
+        assert_eq!(
+            std::fs::metadata(dir).expect("exists").mode() & 0o777,
+            0o700,
+            "{} is private again",
+            dir.display()
+        );
+    }
+    let (end, stdout) = run_one_step(&executor, &mut second, &second_task.steps[0]).await;
+    assert_eq!(end, StepEnd::Exited(0));
+    // The workspace is empty; beside it only this job's step files (the planted file is gone).
+    assert_eq!(stdout.trim(), "output-0 step-0.sh workspace");
+    let StepAction::Shell { script } = &second_task.steps[0].action else {
+        panic!("a shell step");
+    };
+    assert_eq!(
+        &std::fs::read_to_string(second_job_dir.join("step-0.sh")).expect("script"),
+        script
+    );
+    executor.cleanup(&mut second).await.expect("cleanup");
+    assert!(!second_job_dir.exists());
+
+    drop(executor);
+    assert!(
+        spare_dirs(&harness).is_empty(),
+        "the last executor clone removes the spare directories"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_left_processes_behind_gets_its_directory_removed_not_recycled() {
+    let harness = Harness::new();
+    let executor = harness.executor();
+    let task = job()
+        .step(r#"setsid sleep 300 >/dev/null 2>&1 & echo "escaped=$!""#)
+        .task;
+    let mut workspace = executor.prepare(&task).await.expect("prepare");
+    let (end, stdout) = run_one_step(&executor, &mut workspace, &task.steps[0]).await;
+    assert_eq!(end, StepEnd::Exited(0));
+    let escaped = pid(&words(&stdout), "escaped");
+    let job_dir = workspace.path().parent().expect("job dir").to_path_buf();
+    executor.cleanup(&mut workspace).await.expect("cleanup");
+    assert!(!is_alive(escaped));
+    assert!(!job_dir.exists());
+    assert!(spare_dirs(&harness).is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_workspaces_stay_but_their_processes_die() {
     let mut harness = Harness::new();

@@ -3,7 +3,9 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{
+    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
+};
 use std::path::{Path, PathBuf};
 
 use crate::executor::ExecError;
@@ -68,14 +70,119 @@ pub(crate) fn create_job_dirs(root: &Path, base: &str) -> Result<JobDirs, ExecEr
     })
 }
 
-/// Writes a step's script and an empty output file, each created afresh (mode 0600).
+/// Prefix of the recycled job directories waiting in the workspace root for their next job.
+const SPARE_PREFIX: &str = ".spare-";
+
+/// Takes a recycled job directory (see [`recycle_job_dir`]) for a new job: renamed to a fresh
+/// name under `root` named after `base`, never over an existing entry.
+pub(crate) fn adopt_job_dir(spare: &Path, root: &Path, base: &str) -> io::Result<JobDirs> {
+    let mut attempt = 0;
+    loop {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let job_dir = root.join(format!("{base}-{}", &suffix[..12]));
+        match rename_no_replace(spare, &job_dir) {
+            Ok(()) => {
+                return Ok(JobDirs {
+                    workspace: job_dir.join("workspace"),
+                    meta_dir: job_dir.clone(),
+                    job_dir,
+                });
+            }
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists && attempt < 5 => attempt += 1,
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Makes a finished job's directory ready for another job, instead of removing it: the
+/// workspace emptied, the step files truncated (kept, so that the next job's are rewritten in
+/// place), anything else removed, both directories private again, and the directory renamed
+/// to a spare name under `root`. Returns the spare's path. Only for a job whose processes are
+/// all gone. On error the caller removes the directory.
+///
+/// Creating and removing a job directory, its workspace and two files per step were a sixth of
+/// the server's CPU per trivial run on ext4 without a journal, which checks every recently
+/// freed inode when it allocates one; a recycled directory allocates none.
+pub(crate) fn recycle_job_dir(job_dir: &Path, root: &Path) -> io::Result<PathBuf> {
+    fs::set_permissions(job_dir, fs::Permissions::from_mode(0o700))?;
+    let mut has_workspace = false;
+    for entry in fs::read_dir(job_dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        let name = entry.file_name();
+        if name == "workspace" && kind.is_dir() {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o700))?;
+            for inner in fs::read_dir(&path)? {
+                let inner = inner?;
+                if inner.file_type()?.is_dir() {
+                    remove_tree(&inner.path())?;
+                } else {
+                    fs::remove_file(inner.path())?;
+                }
+            }
+            has_workspace = true;
+        } else if kind.is_file() && is_step_file_name(&name.to_string_lossy()) {
+            let file = OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+                .open(&path)?;
+            file.set_len(0)?;
+        } else if kind.is_dir() {
+            remove_tree(&path)?;
+        } else {
+            fs::remove_file(&path)?;
+        }
+    }
+    if !has_workspace {
+        private_dir_builder().create(job_dir.join("workspace"))?;
+    }
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let spare = root.join(format!("{SPARE_PREFIX}{}", &suffix[..12]));
+    rename_no_replace(job_dir, &spare)?;
+    Ok(spare)
+}
+
+/// `step-<n>.sh` or `output-<n>`, the names the executor gives a step's files.
+fn is_step_file_name(name: &str) -> bool {
+    let number = name
+        .strip_prefix("step-")
+        .and_then(|rest| rest.strip_suffix(".sh"))
+        .or_else(|| name.strip_prefix("output-"));
+    number.is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `rename(2)` that fails with `AlreadyExists` instead of replacing an existing `to`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        from,
+        nix::fcntl::AT_FDCWD,
+        to,
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Without `renameat2`: a check, then `rename` (a race lost here replaces only an empty
+/// directory of a random name).
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    if fs::symlink_metadata(to).is_ok() {
+        return Err(io::ErrorKind::AlreadyExists.into());
+    }
+    fs::rename(from, to)
+}
+
+/// Writes a step's script and an empty output file (mode 0600), see [`write_file`].
 pub(crate) fn write_step_files(
     script_path: &Path,
     script: &[u8],
     output_path: &Path,
 ) -> Result<(), ExecError> {
-    write_new_file(script_path, script).map_err(ExecError::io("writing the step script"))?;
-    write_new_file(output_path, b"").map_err(ExecError::io("creating the step output file"))
+    write_file(script_path, script).map_err(ExecError::io("writing the step script"))?;
+    write_file(output_path, b"").map_err(ExecError::io("creating the step output file"))
 }
 
 /// Reads a step's `$RUNNEL_OUTPUT`, up to one byte more than the limit.
@@ -133,6 +240,37 @@ pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// Writes `content` to `path` (mode 0600). A regular file of this user with no other link,
+/// left by an earlier step or by the job that used a recycled job directory, is truncated and
+/// rewritten in place: on some file systems creating an inode costs far more than the write
+/// (ext4 without a journal checks the recently freed ones). Anything else there (a symlink, a
+/// FIFO, a hard link to some other file) is unlinked and the file created afresh, so the write
+/// never lands outside the job directory.
+fn write_file(path: &Path, content: &[u8]) -> io::Result<()> {
+    // `O_NOFOLLOW`: a symlink fails to open; `O_NONBLOCK`: so does a FIFO nobody reads.
+    if let Ok(mut file) = OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+    {
+        let metadata = file.metadata()?;
+        if metadata.file_type().is_file()
+            && metadata.nlink() == 1
+            && metadata.uid() == nix::unistd::geteuid().as_raw()
+        {
+            if metadata.mode() & 0o7777 != 0o600 {
+                file.set_permissions(fs::Permissions::from_mode(0o600))?;
+            }
+            file.set_len(0)?;
+            if !content.is_empty() {
+                file.write_all(content)?;
+            }
+            return Ok(());
+        }
+    }
+    write_new_file(path, content)
 }
 
 /// Creates `path` afresh with `content`. Whatever a previous step left there (a symlink, a
@@ -198,5 +336,84 @@ mod tests {
         remove_tree(&dirs.job_dir).expect("removed");
         remove_tree(&dirs.job_dir).expect("removing again is fine");
         assert!(!dirs.job_dir.exists());
+    }
+
+    #[test]
+    fn a_step_file_is_rewritten_in_place_only_when_it_is_a_private_regular_file() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let dirs = create_job_dirs(&root.path().join("jobs"), "job").expect("created");
+        let script = dirs.meta_dir.join("step-0.sh");
+        let output = dirs.meta_dir.join("output-0");
+        write_step_files(&script, b"first version, longer", &output).expect("written");
+        let inode = fs::metadata(&script).expect("exists").ino();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).expect("chmod");
+        fs::write(&output, "key=value").expect("write");
+        write_step_files(&script, b"second", &output).expect("rewritten");
+        assert_eq!(fs::read(&script).expect("read"), b"second");
+        assert_eq!(
+            fs::metadata(&script).expect("exists").ino(),
+            inode,
+            "in place"
+        );
+        assert_eq!(fs::metadata(&script).expect("exists").mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::read(&output).expect("read"),
+            b"",
+            "the output file is emptied"
+        );
+
+        // A hard link to a file elsewhere: that file is left alone.
+        let elsewhere = root.path().join("elsewhere");
+        fs::write(&elsewhere, "keep me").expect("write");
+        fs::remove_file(&script).expect("remove");
+        fs::hard_link(&elsewhere, &script).expect("link");
+        // A FIFO nobody reads: no blocking open.
+        fs::remove_file(&output).expect("remove");
+        nix::unistd::mkfifo(&output, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        write_step_files(&script, b"third", &output).expect("written afresh");
+        assert_eq!(fs::read_to_string(&elsewhere).expect("read"), "keep me");
+        assert_eq!(fs::read(&script).expect("read"), b"third");
+        assert!(fs::metadata(&output).expect("exists").is_file());
+    }
+
+    #[test]
+    fn a_recycled_job_directory_keeps_only_an_empty_workspace_and_emptied_step_files() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let jobs = root.path().join("jobs");
+        let dirs = create_job_dirs(&jobs, "job").expect("created");
+        write_step_files(
+            &dirs.meta_dir.join("step-0.sh"),
+            b"echo",
+            &dirs.meta_dir.join("output-0"),
+        )
+        .expect("written");
+        fs::write(dirs.workspace.join("file"), "x").expect("write");
+        fs::create_dir(dirs.workspace.join("sub")).expect("mkdir");
+        fs::write(dirs.meta_dir.join("step-x.sh"), "not ours").expect("write");
+        std::os::unix::fs::symlink("/", dirs.meta_dir.join("output-1")).expect("symlink");
+        let spare = recycle_job_dir(&dirs.job_dir, &jobs).expect("recycled");
+        assert!(!dirs.job_dir.exists());
+        let mut names: Vec<String> = fs::read_dir(&spare)
+            .expect("read")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        assert_eq!(names, ["output-0", "step-0.sh", "workspace"]);
+        assert_eq!(fs::read(spare.join("step-0.sh")).expect("read"), b"");
+        assert_eq!(
+            fs::read_dir(spare.join("workspace")).expect("read").count(),
+            0
+        );
+
+        let adopted = adopt_job_dir(&spare, &jobs, "next").expect("adopted");
+        assert!(!spare.exists());
+        assert!(adopted.workspace.is_dir());
+        assert_eq!(adopted.meta_dir, adopted.job_dir);
     }
 }
