@@ -300,7 +300,6 @@ fn private_dir_builder() -> DirBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt as _;
 
     #[test]
     fn job_directories_and_step_files_are_private_and_created_afresh() {
