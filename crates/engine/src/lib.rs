@@ -393,22 +393,14 @@ async fn run_loop(
             batch.push(event);
         }
         let mut runs: Vec<String> = Vec::new();
+        let mut freed: Vec<String> = Vec::new();
         for event in batch {
             match event {
                 Event::Advance(run_id) => runs.push(run_id),
                 Event::WakeAt(run_id, at) => timers.push(Reverse((at, run_id))),
-                Event::PipelineFreed(pipeline_id) => {
-                    if let Err(err) = advance::start_next_queued(&inner, &pipeline_id).await {
-                        tracing::warn!(pipeline_id = %pipeline_id, error = %err, "cannot start the next queued run");
-                    }
-                    while let Ok(event) = events.try_recv() {
-                        if let Event::Advance(run_id) = event {
-                            runs.push(run_id);
-                        } else if let Event::WakeAt(run_id, at) = event {
-                            timers.push(Reverse((at, run_id)));
-                        }
-                    }
-                }
+                // Once per pipeline and round, below: in a storm many runs of one pipeline end
+                // together, and each look costs a read.
+                Event::PipelineFreed(pipeline_id) => freed.push(pipeline_id),
                 Event::Sweep => {
                     let now = inner.clock.now();
                     while timers.peek().is_some_and(|Reverse((at, _))| *at <= now) {
@@ -436,6 +428,28 @@ async fn run_loop(
                         Err(err) => tracing::warn!(error = %err, "lease sweep failed"),
                     }
                 }
+            }
+        }
+        freed.sort();
+        freed.dedup();
+        if !freed.is_empty() {
+            for pipeline_id in &freed {
+                if let Err(err) = advance::start_next_queued(&inner, pipeline_id).await {
+                    tracing::warn!(pipeline_id = %pipeline_id, error = %err, "cannot start the next queued run");
+                }
+            }
+            // The queued runs just sent start in this round; any other event waits for the
+            // next one (sent again, never dropped).
+            let mut later = Vec::new();
+            while let Ok(event) = events.try_recv() {
+                match event {
+                    Event::Advance(run_id) => runs.push(run_id),
+                    Event::WakeAt(run_id, at) => timers.push(Reverse((at, run_id))),
+                    other => later.push(other),
+                }
+            }
+            for event in later {
+                inner.send(event);
             }
         }
         runs.sort();

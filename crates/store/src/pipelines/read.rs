@@ -39,24 +39,27 @@ pub(super) async fn with_links(
     pool: &AnyPool,
     mut record: PipelineRecord,
 ) -> Result<PipelineRecord, StoreError> {
-    let tags =
-        sqlx::query("SELECT tag_id FROM pipeline_tags WHERE pipeline_id = $1 ORDER BY tag_id")
-            .bind(&record.id)
-            .fetch_all(pool)
-            .await?;
-    record.tag_ids = tags
-        .iter()
-        .map(|row| sql::text(row, "tag_id"))
-        .collect::<Result<_, _>>()?;
-    let groups = sqlx::query(
-        "SELECT group_id FROM pipeline_variable_groups WHERE pipeline_id = $1 ORDER BY position",
+    // Both link lists in one statement (a pipeline read is on the path of every trigger).
+    let rows = sqlx::query(
+        "SELECT CAST(0 AS BIGINT) AS kind, tag_id AS id, CAST(0 AS BIGINT) AS position \
+         FROM pipeline_tags WHERE pipeline_id = $1 \
+         UNION ALL \
+         SELECT CAST(1 AS BIGINT) AS kind, group_id AS id, position \
+         FROM pipeline_variable_groups WHERE pipeline_id = $1 \
+         ORDER BY kind, position, id",
     )
     .bind(&record.id)
     .fetch_all(pool)
     .await?;
-    record.variable_group_ids = groups
-        .iter()
-        .map(|row| sql::text(row, "group_id"))
-        .collect::<Result<_, _>>()?;
+    record.tag_ids.clear();
+    record.variable_group_ids.clear();
+    for row in &rows {
+        let id = sql::text(row, "id")?;
+        if sql::int(row, "kind")? == 0 {
+            record.tag_ids.push(id);
+        } else {
+            record.variable_group_ids.push(id);
+        }
+    }
     Ok(record)
 }
