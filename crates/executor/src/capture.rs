@@ -19,9 +19,12 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 const CHUNK_BYTES: usize = 64 * 1024;
 /// Complete lines never wait longer than this for more output before they are sent.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
-/// Size of one read from the pipe (a Linux pipe holds 64 KiB by default).
+/// Largest read from the pipe (a Linux pipe holds 64 KiB by default).
 const READ_BYTES: usize = 128 * 1024;
-const BUFFER_CAPACITY: usize = 2 * CHUNK_BYTES + READ_BYTES;
+/// First read size. Most steps print little or nothing: their two streams then cost two small
+/// heap blocks instead of fresh `mmap`ed regions (page faults, `munmap`) per step. A read that
+/// fills the buffer doubles it, up to `READ_BYTES`.
+const FIRST_READ_BYTES: usize = 8 * 1024;
 
 /// Reads `reader` until EOF or until `stop_reading` fires, sending masked, batched lines of
 /// `stream` for step `step` to `events`. A trailing partial line is sent with a `\n` appended.
@@ -33,7 +36,7 @@ pub(crate) async fn capture_stream<R: AsyncRead + Unpin>(
     stop_reading: &CancellationToken,
 ) -> io::Result<u64> {
     let mut lines = LineCapture::new(target.step, target.stream, target.masker);
-    let mut read_buffer = vec![0u8; READ_BYTES];
+    let mut read_buffer = vec![0u8; FIRST_READ_BYTES];
     let mut ready = Vec::new();
     let mut flush_at: Option<Instant> = None;
     let mut total: u64 = 0;
@@ -46,6 +49,9 @@ pub(crate) async fn capture_stream<R: AsyncRead + Unpin>(
                 Ok(count) => {
                     total += count as u64;
                     lines.push(&read_buffer[..count], now(), &mut ready);
+                    if count == read_buffer.len() && count < READ_BYTES {
+                        read_buffer.resize((count * 2).min(READ_BYTES), 0);
+                    }
                     send_all(target.events, &mut ready).await;
                     if lines.has_pending() {
                         flush_at.get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
@@ -98,7 +104,8 @@ impl LineCapture {
             step,
             stream,
             mask: masker.stream(),
-            buffer: Vec::with_capacity(BUFFER_CAPACITY),
+            // Grows with the output; kept across chunks (see `take_complete`).
+            buffer: Vec::new(),
             complete_end: 0,
             chunk_at: Timestamp::default(),
         }
@@ -171,12 +178,12 @@ impl LineCapture {
         }
     }
 
+    /// The complete lines as a chunk of their own size (a copy of at most ~64 KiB); the buffer
+    /// keeps its capacity for the partial line and what follows.
     fn take_complete(&mut self) -> LogChunk {
-        let mut next = Vec::with_capacity(BUFFER_CAPACITY);
-        next.extend_from_slice(&self.buffer[self.complete_end..]);
-        self.buffer.truncate(self.complete_end);
+        let data = self.buffer[..self.complete_end].to_vec();
+        self.buffer.drain(..self.complete_end);
         self.complete_end = 0;
-        let data = std::mem::replace(&mut self.buffer, next);
         LogChunk {
             step: self.step,
             stream: self.stream,
