@@ -192,23 +192,28 @@ async fn admit(
     let may_start = if !concurrency.enabled {
         true
     } else {
-        let started = inner
-            .store
-            .count_runs(
-                &detail.run.pipeline_id,
-                &[RunStatus::Running, RunStatus::Paused, RunStatus::Suspend],
-            )
-            .await?;
-        let first_in_line = match state.status() {
-            RunStatus::Queued => {
-                oldest_queued(inner, &detail.run.pipeline_id)
-                    .await?
-                    .as_deref()
-                    == Some(detail.run.id.as_str())
+        let max_runs = i64::from(concurrency.max_runs);
+        match state.status() {
+            // A queued run starts when fewer runs than the limit are ahead of it (started or
+            // just triggered ones and older queued ones, one consistent count): several free
+            // slots (runs that ended together) start as many queued runs, in order, and queued
+            // runs admitted at the same moment never exceed the limit.
+            RunStatus::Queued => inner
+                .store
+                .runs_ahead_in_queue(&detail.run.id)
+                .await?
+                .is_some_and(|ahead| ahead < max_runs),
+            _ => {
+                let started = inner
+                    .store
+                    .count_runs(
+                        &detail.run.pipeline_id,
+                        &[RunStatus::Running, RunStatus::Paused, RunStatus::Suspend],
+                    )
+                    .await?;
+                started < max_runs
             }
-            _ => true,
-        };
-        started < i64::from(concurrency.max_runs) && first_in_line
+        }
     };
     let illegal =
         |err: runnel_domain::state::IllegalTransition| EngineError::NotAllowed(err.to_string());
@@ -220,23 +225,30 @@ async fn admit(
     Ok(())
 }
 
-/// The queued run of a pipeline that started waiting first.
+/// The ids of the (at most `limit`) queued runs of a pipeline that started waiting first,
+/// oldest first.
 pub(crate) async fn oldest_queued(
     inner: &Inner,
     pipeline_id: &str,
-) -> Result<Option<String>, EngineError> {
+    limit: i64,
+) -> Result<Vec<String>, EngineError> {
     let query = RunQuery {
         statuses: vec![RunStatus::Queued],
         sort_key: RunSortKey::StartTime,
         sort_dir: SortDir::Asc,
-        limit: 1,
+        limit: limit.max(1),
         ..RunQuery::default()
     };
     let page = inner.store.list_runs(pipeline_id, &query).await?;
-    Ok(page.items.into_iter().next().map(|summary| summary.run.id))
+    Ok(page
+        .items
+        .into_iter()
+        .map(|summary| summary.run.id)
+        .collect())
 }
 
-/// After a run of `pipeline_id` ended: the next queued run may start.
+/// After runs of `pipeline_id` ended: the oldest queued runs may start, one per free slot
+/// (each one's own admission decides, see `admit`).
 pub(crate) async fn start_next_queued(inner: &Inner, pipeline_id: &str) -> Result<(), EngineError> {
     // Most pipelines never queue a run: one look at the run counters spares listing runs.
     if inner
@@ -247,11 +259,48 @@ pub(crate) async fn start_next_queued(inner: &Inner, pipeline_id: &str) -> Resul
     {
         return Ok(());
     }
-    if let Some(run_id) = oldest_queued(inner, pipeline_id).await? {
+    let oldest = oldest_queued(inner, pipeline_id, 1).await?;
+    let Some(first) = oldest.first() else {
+        return Ok(());
+    };
+    // The limit in force for the queue: the oldest queued run's pipeline version's.
+    let Some(run) = inner.store.run(first).await? else {
+        return Ok(());
+    };
+    let spec = inner
+        .specs
+        .get(&inner.store, pipeline_id, run.pipeline_version)
+        .await?;
+    let concurrency = spec.concurrency();
+    let free = if concurrency.enabled {
+        let started = inner
+            .store
+            .count_runs(
+                pipeline_id,
+                &[RunStatus::Running, RunStatus::Paused, RunStatus::Suspend],
+            )
+            .await?;
+        i64::from(concurrency.max_runs) - started
+    } else {
+        // The limit was lifted after these runs queued: all of them may go.
+        MAX_WOKEN
+    };
+    if free <= 0 {
+        return Ok(());
+    }
+    let woken = if free == 1 {
+        oldest
+    } else {
+        oldest_queued(inner, pipeline_id, free.min(MAX_WOKEN)).await?
+    };
+    for run_id in woken {
         inner.send(Event::Advance(run_id));
     }
     Ok(())
 }
+
+/// The most queued runs one look wakes (the next look, when one of them ends, wakes more).
+const MAX_WOKEN: i64 = 64;
 
 /// Renders the jobs just queued (committed), so their claim need not read the run again. A job
 /// that cannot be rendered is left to the claim, which fails it visibly.

@@ -454,6 +454,59 @@ async fn with_concurrency_one_three_runs_start_in_order() {
     }
 }
 
+/// Regression: when runs ended together, only the oldest queued run was started, even with
+/// more slots free; the others waited for that run to end.
+#[tokio::test]
+async fn runs_that_end_together_free_their_slots_for_as_many_queued_runs_in_order() {
+    let harness = Harness::new(
+        "concurrency: { number: 2, exceed_action: QUEUE }\njobs:\n  - { name: solo, steps: [{ run: make }] }\n",
+    )
+    .await;
+    let runs = [
+        harness.trigger().await,
+        harness.trigger().await,
+        harness.trigger().await,
+        harness.trigger().await,
+        harness.trigger().await,
+    ];
+    harness.wait_status(&runs[0], RunStatus::Running).await;
+    harness.wait_status(&runs[1], RunStatus::Running).await;
+    for queued in &runs[2..] {
+        assert_eq!(harness.detail(queued).await.run.status, RunStatus::Queued);
+    }
+    let first = harness.claim().await;
+    let second = harness.claim().await;
+    // Both jobs end at once, so both runs end in one round of the engine.
+    tokio::join!(
+        harness.finish(&first, JobStatus::Completed),
+        harness.finish(&second, JobStatus::Completed)
+    );
+    harness.wait_status(&runs[0], RunStatus::Completed).await;
+    harness.wait_status(&runs[1], RunStatus::Completed).await;
+    // Two free slots: the two oldest queued runs start, the youngest still waits.
+    harness.wait_status(&runs[2], RunStatus::Running).await;
+    harness.wait_status(&runs[3], RunStatus::Running).await;
+    let mut statuses = Vec::new();
+    for run in &runs {
+        let detail = harness.detail(run).await;
+        statuses.push((
+            detail.run.run_number,
+            detail.run.status,
+            detail.run.start_time,
+        ));
+    }
+    assert_eq!(statuses[4].1, RunStatus::Queued, "{statuses:?}");
+    for _ in 0..2 {
+        let dispatch = harness.claim().await;
+        assert!(runs[2..4].contains(&dispatch.run_id));
+        harness.finish(&dispatch, JobStatus::Completed).await;
+    }
+    let last = harness.claim().await;
+    assert_eq!(last.run_id, runs[4]);
+    harness.finish(&last, JobStatus::Completed).await;
+    harness.wait_status(&runs[4], RunStatus::Completed).await;
+}
+
 #[tokio::test]
 async fn with_abort_an_extra_run_is_refused_and_nothing_is_stored() {
     let harness = Harness::new(

@@ -553,6 +553,16 @@ pub trait RunStore {
         run_id: &str,
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 
+    /// For a QUEUED run: how many runs of its pipeline are ahead of it — started ones
+    /// (RUNNING, PAUSED, SUSPEND), ones just triggered with a free slot (INIT, before their
+    /// first engine step) and QUEUED ones that started waiting before it (by `start_time`, then
+    /// run number) — counted in one statement, so runs admitted meanwhile count once either
+    /// way. `None` for a run that is not QUEUED (or does not exist).
+    fn runs_ahead_in_queue(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
     /// Runs of the pipeline per status (from the maintained counters).
     fn count_runs(
         &self,
@@ -643,6 +653,10 @@ impl RunStore for Store {
 
     async fn queue_position(&self, run_id: &str) -> Result<Option<i64>, StoreError> {
         read::queue_position(self.db().reader(), run_id).await
+    }
+
+    async fn runs_ahead_in_queue(&self, run_id: &str) -> Result<Option<i64>, StoreError> {
+        read::runs_ahead_in_queue(self.db().reader(), run_id).await
     }
 
     async fn count_runs(

@@ -522,6 +522,28 @@ pub(super) async fn queue_position(
     Ok(Some(sql::int(&row, "position")?))
 }
 
+pub(super) async fn runs_ahead_in_queue(
+    pool: &AnyPool,
+    run_id: &str,
+) -> Result<Option<i64>, StoreError> {
+    let row = sqlx::query(
+        "SELECT r.status AS status, (SELECT COUNT(*) FROM runs q WHERE q.pipeline_id = r.pipeline_id \
+           AND (q.status IN ('INIT', 'RUNNING', 'PAUSED', 'SUSPEND') \
+             OR (q.status = 'QUEUED' AND (q.start_time < r.start_time \
+               OR (q.start_time = r.start_time AND q.run_number < r.run_number))))) AS ahead \
+         FROM runs r WHERE r.id = $1",
+    )
+    .bind(run_id)
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        Some(row) if sql::text(&row, "status")? == RunStatus::Queued.as_str() => {
+            Ok(Some(sql::int(&row, "ahead")?))
+        }
+        _ => Ok(None),
+    }
+}
+
 pub(super) async fn run_parameters(
     store: &Store,
     run_id: &str,

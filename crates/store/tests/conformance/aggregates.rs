@@ -346,6 +346,50 @@ conformance! {
 }
 
 conformance! {
+    async fn a_queued_run_counts_the_started_runs_and_the_older_queued_ones_ahead_of_it(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "queue").await;
+        let mut ids = Vec::new();
+        for index in 0..4i64 {
+            let mut run = new_run(&pipeline.id, &RunShape::default(), at(index * 1000));
+            run.status = RunStatus::Queued;
+            ids.push(store.create_run(run, parameters()).await.unwrap().run.id);
+        }
+        let ahead = |index: usize| {
+            let store = &store;
+            let id = ids[index].clone();
+            async move { store.runs_ahead_in_queue(&id).await.unwrap() }
+        };
+        assert_eq!(ahead(0).await, Some(0));
+        assert_eq!(ahead(3).await, Some(3), "three older queued runs");
+        // The oldest starts: still ahead of the others, now as a started run.
+        let start = RunProgress {
+            run_id: ids[0].clone(), expected_version: 0, now: at(5000),
+            run: Some(RunUpdate { status: RunStatus::Running, start_time: None, end_time: None, pause_time: 0, paused_since: None, is_cancel_requested: false }),
+            ..Default::default()
+        };
+        store.save_progress(start).await.unwrap();
+        assert_eq!(ahead(0).await, None, "not queued any more");
+        assert_eq!(ahead(1).await, Some(1));
+        assert_eq!(ahead(3).await, Some(3));
+        // It ends: it is ahead of nobody.
+        let end = RunProgress {
+            run_id: ids[0].clone(), expected_version: 1, now: at(6000),
+            run: Some(RunUpdate { status: RunStatus::Completed, start_time: None, end_time: Some(at(6000)), pause_time: 0, paused_since: None, is_cancel_requested: false }),
+            ..Default::default()
+        };
+        store.save_progress(end).await.unwrap();
+        assert_eq!(ahead(1).await, Some(0));
+        assert_eq!(ahead(3).await, Some(2));
+        // A run just triggered into a free slot (INIT, not yet started) holds that slot.
+        store.create_run(new_run(&pipeline.id, &RunShape::default(), at(7000)), parameters()).await.unwrap();
+        assert_eq!(ahead(1).await, Some(1));
+        assert_eq!(store.runs_ahead_in_queue("no-such-run").await.unwrap(), None);
+    }
+}
+
+conformance! {
     async fn step_actions_are_recorded_in_order_and_checked(db) {
         let store = db.open().await;
         let tenant = tenant(&store, "acme").await;
