@@ -282,7 +282,7 @@ pub(crate) async fn start_next_queued(inner: &Inner, pipeline_id: &str) -> Resul
             .await?;
         i64::from(concurrency.max_runs) - started
     } else {
-        // The limit was lifted after these runs queued: all of them may go.
+        // No limit in the version the oldest queued run runs: all of them may go.
         MAX_WOKEN
     };
     if free <= 0 {
