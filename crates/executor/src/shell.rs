@@ -360,7 +360,8 @@ impl Executor for ShellExecutor {
     }
 
     async fn cleanup(&self, workspace: &mut ShellWorkspace) -> Result<(), ExecError> {
-        let killed = procs::terminate(&workspace.processes, None, self.config.kill_grace).await;
+        let terminated = procs::terminate(&workspace.processes, None, self.config.kill_grace).await;
+        let killed = terminated.signalled;
         workspace.are_processes_stopped = true;
         if killed > 0 {
             tracing::debug!(job_dir = %workspace.job_dir.display(), killed, "stopped leftover job processes");
@@ -371,10 +372,11 @@ impl Executor for ShellExecutor {
             return Ok(());
         }
         let job_dir = remove_dir.then(|| workspace.job_dir.clone());
-        // Recycled only when the job left no process behind: none may touch the next job's
-        // files. (A job whose leftovers had to be killed gets its directory removed.)
-        let recycle_in =
-            (killed == 0 && self.spares.has_room()).then(|| self.config.workspace_root.clone());
+        // Recycled only when the job surely left no process behind: none may touch the next
+        // job's files. (A job whose leftovers had to be killed, or that left a process it could
+        // not tell apart, gets its directory removed.)
+        let recycle_in = (killed == 0 && terminated.is_certain && self.spares.has_room())
+            .then(|| self.config.workspace_root.clone());
         // One hand-off for both: the directory tree, then the (empty) cgroup.
         let (removed_dir, kept_cgroup) = tokio::task::spawn_blocking(move || {
             let removed_dir = job_dir.map_or(Ok(None), |job_dir| {

@@ -77,15 +77,30 @@ impl JobProcesses {
     }
 }
 
+/// What [`terminate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Terminated {
+    /// Processes other than the main process's group leader that were signalled.
+    pub(crate) signalled: usize,
+    /// The last look found nothing that might still be the job's. False when a process showed
+    /// no environment on every one of `UNKNOWN_LOOKS` looks, or after the SIGKILL phase.
+    pub(crate) is_certain: bool,
+}
+
+/// Looks again, this far apart and at most this often, when the only processes that might be
+/// the job's showed no environment (caught in the middle of `execve`, which takes moments).
+const UNKNOWN_RETRY: Duration = Duration::from_millis(2);
+const UNKNOWN_LOOKS: usize = 5;
+
 /// Terminates every process of the job: SIGTERM, up to `grace` for them to exit, then SIGKILL
 /// until none is left. `main` is a step's main process if it may still be running; its group is
 /// signalled as a whole and it is reaped before this returns. Never signals this process or its
-/// group. Returns how many processes other than `main`'s group leader were signalled.
+/// group.
 pub(crate) async fn terminate(
     job: &JobProcesses,
     mut main: Option<&mut Child>,
     grace: Duration,
-) -> usize {
+) -> Terminated {
     let mut trusted_groups: HashSet<i32> = HashSet::new();
     // While the main process is unreaped its pid cannot be reused, so its group id is ours.
     if let Some(group) = main.as_mut().and_then(|child| running_pid(child)) {
@@ -94,13 +109,22 @@ pub(crate) async fn terminate(
     }
     let mut signalled: HashSet<i32> = HashSet::new();
     let grace_end = Instant::now() + grace;
+    let mut unknown_looks = 0;
     loop {
         let found = find(job, &mut trusted_groups).await;
         let main_running = main
             .as_mut()
             .is_some_and(|child| running_pid(child).is_some());
         if found.is_empty() && !main_running && all_exited(&signalled) {
-            return signalled.len();
+            if found.unknown > 0 && unknown_looks < UNKNOWN_LOOKS {
+                unknown_looks += 1;
+                tokio::time::sleep(UNKNOWN_RETRY).await;
+                continue;
+            }
+            return Terminated {
+                signalled: signalled.len(),
+                is_certain: found.unknown == 0,
+            };
         }
         for pid in found.targets {
             if signalled.insert(pid) {
@@ -133,7 +157,10 @@ pub(crate) async fn terminate(
         // Bounded: a process stuck in the kernel (state D) is left to tokio's orphan reaper.
         let _ = tokio::time::timeout(REAP_TIMEOUT, child.wait()).await;
     }
-    signalled.len()
+    Terminated {
+        signalled: signalled.len(),
+        is_certain: false,
+    }
 }
 
 /// Sends SIGKILL to every process of the job right away, without a grace period: the
@@ -204,6 +231,8 @@ struct Found {
     /// The job's cgroup still holds a process, perhaps one not in `targets` yet (it is exiting,
     /// or sits in a cgroup the step created below the job's).
     is_cgroup_populated: bool,
+    /// Processes that may be the job's but showed no environment (in the middle of `execve`).
+    unknown: usize,
 }
 
 impl Found {
@@ -232,6 +261,11 @@ async fn find(job: &JobProcesses, trusted_groups: &mut HashSet<i32>) -> Found {
         let scanned = tokio::task::spawn_blocking(move || scan(&cookie_entry, from))
             .await
             .unwrap_or_default();
+        let own_group = getpgrp().as_raw();
+        found.unknown = scanned
+            .iter()
+            .filter(|process| process.is_unknown && process.group != own_group)
+            .count();
         found
             .targets
             .extend(select_targets(job, trusted_groups, scanned));

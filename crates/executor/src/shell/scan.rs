@@ -47,6 +47,9 @@ pub(crate) struct ProcessInfo {
     pub(crate) pid: i32,
     pub(crate) group: i32,
     pub(crate) has_cookie: bool,
+    /// Its environment read back empty: a process in the middle of `execve` shows none for a
+    /// moment (the new image's environment is not mapped yet), so it may still be the job's.
+    pub(crate) is_unknown: bool,
 }
 
 /// The pids allocated since a job's first process: `first..=last`, or, once pids wrapped
@@ -60,6 +63,7 @@ struct PidWindow {
 /// The fields of `/proc/<pid>/stat` the scan needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stat {
+    parent: i32,
     group: i32,
     started: StartTicks,
 }
@@ -199,20 +203,24 @@ pub(crate) fn scan(cookie_entry: &[u8], from: ScanFrom) -> Vec<ProcessInfo> {
         else {
             continue;
         };
-        if stat.started < from.since {
+        // Kernel threads (children of kthreadd, pid 2) have no environment and are never ours.
+        if stat.started < from.since || stat.parent == 2 {
             continue;
         }
-        let has_cookie = reader
-            .read_process(pid, "environ", StopAt::End)
-            .is_ok_and(|environ| {
+        let (has_cookie, is_unknown) = match reader.read_process(pid, "environ", StopAt::End) {
+            Ok(environ) => (
                 environ
                     .split(|byte| *byte == 0)
-                    .any(|entry| entry == cookie_entry)
-            });
+                    .any(|entry| entry == cookie_entry),
+                environ.is_empty(),
+            ),
+            Err(_) => (false, false),
+        };
         processes.push(ProcessInfo {
             pid,
             group: stat.group,
             has_cookie,
+            is_unknown,
         });
     }
     processes
@@ -297,10 +305,11 @@ fn parse_stat(stat: &[u8]) -> Option<Stat> {
     if state == "Z" || state == "X" {
         return None;
     }
-    let _parent = fields.next()?;
+    let parent = fields.next()?.parse().ok()?;
     let group = fields.next()?.parse().ok()?;
     let started = fields.nth(16)?.parse().ok()?;
     Some(Stat {
+        parent,
         group,
         started: StartTicks(started),
     })
@@ -336,6 +345,7 @@ mod tests {
         assert_eq!(
             parse_stat(stat),
             Some(Stat {
+                parent: 1,
                 group: 4242,
                 started: StartTicks(987_654)
             })
@@ -460,6 +470,33 @@ mod tests {
         assert!(by_time.contains(&(younger_pid, false)));
         assert!(!by_time.iter().any(|(pid, _)| *pid == older_pid));
         assert!(future.is_empty(), "{future:?}");
+    }
+
+    #[test]
+    fn a_process_without_environment_is_unknown() {
+        let from = ScanFrom::now();
+        let mut bare = std::process::Command::new("sleep")
+            .arg("30")
+            .env_clear()
+            .process_group(0)
+            .spawn()
+            .expect("spawn sleep");
+        let mut with_env = start_sleep();
+        let scanned = scan(b"RUNNEL_JOB_COOKIE=none", from);
+        let info = |child: &std::process::Child| {
+            let pid = i32::try_from(child.id()).expect("pid fits");
+            scanned.iter().find(|process| process.pid == pid).cloned()
+        };
+        let (bare_info, with_env_info) = (info(&bare), info(&with_env));
+        for child in [&mut bare, &mut with_env] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert!(
+            bare_info.expect("scanned").is_unknown,
+            "an empty environment may be an execve in progress"
+        );
+        assert!(!with_env_info.expect("scanned").is_unknown);
     }
 
     fn start_sleep() -> std::process::Child {
