@@ -482,21 +482,31 @@ mod tests {
             .spawn()
             .expect("spawn sleep");
         let mut with_env = start_sleep();
-        let scanned = scan(b"RUNNEL_JOB_COOKIE=none", from);
-        let info = |child: &std::process::Child| {
-            let pid = i32::try_from(child.id()).expect("pid fits");
-            scanned.iter().find(|process| process.pid == pid).cloned()
+        let pid = |child: &std::process::Child| i32::try_from(child.id()).expect("pid fits");
+        let (bare_pid, with_env_pid) = (pid(&bare), pid(&with_env));
+        // Right after `spawn` a child may still be inside `execve`, showing no environment
+        // either: look until the one with an environment shows it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let scanned = loop {
+            let scanned = scan(b"RUNNEL_JOB_COOKIE=none", from);
+            let settled = scanned
+                .iter()
+                .any(|process| process.pid == with_env_pid && !process.is_unknown);
+            if settled || std::time::Instant::now() > deadline {
+                break scanned;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         };
-        let (bare_info, with_env_info) = (info(&bare), info(&with_env));
         for child in [&mut bare, &mut with_env] {
             let _ = child.kill();
             let _ = child.wait();
         }
+        let find = |pid: i32| scanned.iter().find(|process| process.pid == pid).copied();
+        assert!(!find(with_env_pid).expect("scanned").is_unknown);
         assert!(
-            bare_info.expect("scanned").is_unknown,
+            find(bare_pid).expect("scanned").is_unknown,
             "an empty environment may be an execve in progress"
         );
-        assert!(!with_env_info.expect("scanned").is_unknown);
     }
 
     fn start_sleep() -> std::process::Child {
