@@ -14,7 +14,9 @@ use runnel_domain::scheduler::{Action, advance as schedule};
 use runnel_domain::spec::{ExecKind, JobIdx, PipelineSpec};
 use runnel_domain::state::RunState;
 use runnel_domain::status::{JobStatus, RunStatus};
-use runnel_store::{EnqueueJob, RunDetail, RunQuery, RunSortKey, RunStore, SortDir, StoreError};
+use runnel_store::{
+    EnqueueJob, RunDetail, RunQuery, RunRecord, RunSortKey, RunStore, SortDir, StoreError,
+};
 use std::collections::BTreeMap;
 
 /// How many times a step is retried after losing a race before giving up until the next event.
@@ -225,13 +227,12 @@ async fn admit(
     Ok(())
 }
 
-/// The ids of the (at most `limit`) queued runs of a pipeline that started waiting first,
-/// oldest first.
+/// The (at most `limit`) queued runs of a pipeline that started waiting first, oldest first.
 pub(crate) async fn oldest_queued(
     inner: &Inner,
     pipeline_id: &str,
     limit: i64,
-) -> Result<Vec<String>, EngineError> {
+) -> Result<Vec<RunRecord>, EngineError> {
     let query = RunQuery {
         statuses: vec![RunStatus::Queued],
         sort_key: RunSortKey::StartTime,
@@ -240,11 +241,7 @@ pub(crate) async fn oldest_queued(
         ..RunQuery::default()
     };
     let page = inner.store.list_runs(pipeline_id, &query).await?;
-    Ok(page
-        .items
-        .into_iter()
-        .map(|summary| summary.run.id)
-        .collect())
+    Ok(page.items.into_iter().map(|summary| summary.run).collect())
 }
 
 /// After runs of `pipeline_id` ended: the oldest queued runs may start, one per free slot
@@ -264,12 +261,9 @@ pub(crate) async fn start_next_queued(inner: &Inner, pipeline_id: &str) -> Resul
         return Ok(());
     };
     // The limit in force for the queue: the oldest queued run's pipeline version's.
-    let Some(run) = inner.store.run(first).await? else {
-        return Ok(());
-    };
     let spec = inner
         .specs
-        .get(&inner.store, pipeline_id, run.pipeline_version)
+        .get(&inner.store, pipeline_id, first.pipeline_version)
         .await?;
     let concurrency = spec.concurrency();
     let free = if concurrency.enabled {
@@ -293,8 +287,8 @@ pub(crate) async fn start_next_queued(inner: &Inner, pipeline_id: &str) -> Resul
     } else {
         oldest_queued(inner, pipeline_id, free.min(MAX_WOKEN)).await?
     };
-    for run_id in woken {
-        inner.send(Event::Advance(run_id));
+    for run in woken {
+        inner.send(Event::Advance(run.id));
     }
     Ok(())
 }

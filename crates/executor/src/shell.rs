@@ -9,7 +9,7 @@ use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
@@ -89,24 +89,22 @@ struct SpareDirs {
 }
 
 impl SpareDirs {
+    fn lock(&self) -> MutexGuard<'_, Vec<PathBuf>> {
+        // The list stays valid even if a holder panicked.
+        self.dirs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn take(&self) -> Option<PathBuf> {
-        self.dirs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
+        self.lock().pop()
     }
 
     fn has_room(&self) -> bool {
-        self.dirs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-            < MAX_SPARE_DIRS
+        self.lock().len() < MAX_SPARE_DIRS
     }
 
     /// Keeps `dir` for a later job; `Err(dir)` when there are enough already.
     fn put(&self, dir: PathBuf) -> Result<(), PathBuf> {
-        let mut dirs = self.dirs.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut dirs = self.lock();
         if dirs.len() < MAX_SPARE_DIRS {
             dirs.push(dir);
             Ok(())

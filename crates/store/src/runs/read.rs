@@ -507,41 +507,52 @@ pub(super) async fn queue_position(
     pool: &AnyPool,
     run_id: &str,
 ) -> Result<Option<i64>, StoreError> {
-    let row = sqlx::query(
+    queued_run_count(
+        pool,
+        run_id,
         "SELECT r.status AS status, (SELECT COUNT(*) FROM runs q WHERE q.pipeline_id = r.pipeline_id \
-           AND q.status = 'QUEUED' AND q.run_number <= r.run_number) AS position \
+           AND q.status = 'QUEUED' AND q.run_number <= r.run_number) AS count \
          FROM runs r WHERE r.id = $1",
     )
-    .bind(run_id)
-    .fetch_optional(pool)
     .await?
-    .ok_or(StoreError::NotFound)?;
-    if sql::text(&row, "status")? != RunStatus::Queued.as_str() {
-        return Ok(None);
-    }
-    Ok(Some(sql::int(&row, "position")?))
+    .ok_or(StoreError::NotFound)
 }
 
 pub(super) async fn runs_ahead_in_queue(
     pool: &AnyPool,
     run_id: &str,
 ) -> Result<Option<i64>, StoreError> {
-    let row = sqlx::query(
+    Ok(queued_run_count(
+        pool,
+        run_id,
         "SELECT r.status AS status, (SELECT COUNT(*) FROM runs q WHERE q.pipeline_id = r.pipeline_id \
            AND (q.status IN ('INIT', 'RUNNING', 'PAUSED', 'SUSPEND') \
              OR (q.status = 'QUEUED' AND (q.start_time < r.start_time \
-               OR (q.start_time = r.start_time AND q.run_number < r.run_number))))) AS ahead \
+               OR (q.start_time = r.start_time AND q.run_number < r.run_number))))) AS count \
          FROM runs r WHERE r.id = $1",
     )
-    .bind(run_id)
-    .fetch_optional(pool)
-    .await?;
-    match row {
-        Some(row) if sql::text(&row, "status")? == RunStatus::Queued.as_str() => {
-            Ok(Some(sql::int(&row, "ahead")?))
-        }
-        _ => Ok(None),
+    .await?
+    .flatten())
+}
+
+/// Runs `select` (the run's `status` and a `count` about it, for run `$1`): `None` for an
+/// unknown run, `Some(None)` for a run that is not QUEUED, else the count.
+async fn queued_run_count(
+    pool: &AnyPool,
+    run_id: &str,
+    select: &'static str,
+) -> Result<Option<Option<i64>>, StoreError> {
+    let Some(row) = sqlx::query(select)
+        .bind(run_id)
+        .fetch_optional(pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if sql::text(&row, "status")? != RunStatus::Queued.as_str() {
+        return Ok(Some(None));
     }
+    Ok(Some(Some(sql::int(&row, "count")?)))
 }
 
 pub(super) async fn run_parameters(
