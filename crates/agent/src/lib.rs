@@ -9,11 +9,12 @@
 //!
 //! Must not know: the store, the engine, HTTP. Invariants: every write carries the lease
 //! token; after `LeaseLost` the worker stops the job and writes nothing more for it; a job's
-//! logs are acknowledged before its step results, and step results before the job's result.
+//! logs are acknowledged before its step results, and step results before (or with, in the
+//! same transaction) the job's result.
 
 mod coordinator;
 mod shipper;
 mod worker;
 
 pub use coordinator::{CallError, Coordinator};
-pub use worker::{WorkerConfig, run_claimed_job, run_worker};
+pub use worker::{DEFAULT_REPORT_DELAY, WorkerConfig, run_claimed_job, run_worker};

@@ -1,13 +1,21 @@
 //! Turns a running job's events into protocol calls: log appends at stated offsets (batched,
 //! retried idempotently) and step reports, in an order that keeps the acknowledgement points:
 //! a step's log is stored before its result is reported.
+//!
+//! Step reports wait up to the worker's `report_delay` before they are sent: a step that ends
+//! within it is reported once (its result carries its start time), and the results still
+//! waiting when the job ends travel with the job's completion. A trivial job thus costs the server two
+//! writes (claim, completion) instead of four. Reports never overtake one another, and a
+//! step's log is always stored before its result leaves.
 
 use crate::coordinator::{CallError, Coordinator};
+use crate::worker::WorkerConfig;
 use runnel_executor::{JobEvent, LogChunk, StepResult, format_codearts_log};
 use runnel_protocol::{ErrorKind, LeaseRef, LogAppend, StepReport};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::mpsc::Receiver;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// A batch is sent once it reaches this size, or when no more events are waiting.
@@ -23,7 +31,13 @@ pub(crate) struct Shipper<'a, C> {
     pub(crate) lease_lost: &'a CancellationToken,
     pub(crate) give_up: &'a CancellationToken,
     pub(crate) retry_backoff: Duration,
+    /// How long a report may wait (see the module's documentation).
+    report_delay: Duration,
     pending: BTreeMap<usize, Vec<u8>>,
+    /// Step reports not sent yet, in order; the last may be a start (`RUNNING`).
+    unsent: Vec<StepReport>,
+    /// When `unsent` must go out at the latest.
+    unsent_due: Option<Instant>,
 }
 
 impl<'a, C: Coordinator> Shipper<'a, C> {
@@ -34,7 +48,7 @@ impl<'a, C: Coordinator> Shipper<'a, C> {
         utc_offset_minutes: i32,
         lease_lost: &'a CancellationToken,
         give_up: &'a CancellationToken,
-        retry_backoff: Duration,
+        config: &WorkerConfig,
     ) -> Self {
         Shipper {
             coordinator,
@@ -43,15 +57,37 @@ impl<'a, C: Coordinator> Shipper<'a, C> {
             utc_offset_minutes,
             lease_lost,
             give_up,
-            retry_backoff,
+            retry_backoff: config.retry_backoff,
+            report_delay: config.report_delay,
             pending: BTreeMap::new(),
+            unsent: Vec::new(),
+            unsent_due: None,
         }
     }
 
-    /// Consumes every event until the job's runner closes the channel. Keeps draining after a
-    /// lost lease (so the runner never blocks) but sends nothing more.
-    pub(crate) async fn ship(mut self, mut events: Receiver<JobEvent>) {
-        while let Some(event) = events.recv().await {
+    /// Consumes every event until the job's runner closes the channel, and returns the step
+    /// reports not sent yet: they go with the job's completion. Keeps draining after a lost
+    /// lease (so the runner never blocks) but sends nothing more.
+    pub(crate) async fn ship(mut self, mut events: Receiver<JobEvent>) -> Vec<StepReport> {
+        loop {
+            // Also when events keep arriving (a step streaming its log), which would win
+            // every race against the timer below.
+            if self.unsent_due.is_some_and(|due| due <= Instant::now()) {
+                self.send_unsent().await;
+            }
+            let event = match self.unsent_due {
+                Some(due) => match tokio::time::timeout_at(due, events.recv()).await {
+                    Ok(event) => event,
+                    Err(_) => {
+                        self.send_unsent().await;
+                        continue;
+                    }
+                },
+                None => events.recv().await,
+            };
+            let Some(event) = event else {
+                break;
+            };
             self.handle(event).await;
             // Batch whatever else is already waiting, then send it.
             while let Ok(event) = events.try_recv() {
@@ -60,6 +96,10 @@ impl<'a, C: Coordinator> Shipper<'a, C> {
             self.flush_all().await;
         }
         self.flush_all().await;
+        if self.is_stopped() {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.unsent)
     }
 
     fn is_stopped(&self) -> bool {
@@ -77,15 +117,43 @@ impl<'a, C: Coordinator> Shipper<'a, C> {
                     exit_code: None,
                     message: None,
                     at: at.as_millis(),
+                    started_at: None,
                     outputs: Vec::new(),
                 };
-                self.report(report).await;
+                self.hold(report).await;
             }
             JobEvent::StepFinished { step, result } => {
+                // The log first: it is acknowledged before the result can leave.
                 self.flush(step).await;
-                self.report(finished_report(self.step_run_id(step), &result))
-                    .await;
+                let mut report = finished_report(self.step_run_id(step), &result);
+                if let Some(start) = self.unsent.pop_if(|unsent| {
+                    unsent.step_run_id == report.step_run_id && unsent.status == "RUNNING"
+                }) {
+                    // Its start was never sent: the result says when it was.
+                    report.started_at = Some(start.at);
+                }
+                self.hold(report).await;
             }
+        }
+    }
+
+    /// Keeps a report back for at most `report_delay` (from the oldest one kept); without a
+    /// delay it leaves at once.
+    async fn hold(&mut self, report: StepReport) {
+        if self.report_delay.is_zero() {
+            self.report(report).await;
+            return;
+        }
+        self.unsent.push(report);
+        let delay = self.report_delay;
+        self.unsent_due
+            .get_or_insert_with(|| Instant::now() + delay);
+    }
+
+    async fn send_unsent(&mut self) {
+        self.unsent_due = None;
+        for report in std::mem::take(&mut self.unsent) {
+            self.report(report).await;
         }
     }
 
@@ -197,6 +265,7 @@ fn finished_report(step_run_id: String, result: &StepResult) -> StepReport {
         exit_code: result.exit_code,
         message: result.message.clone(),
         at: result.finished_at.as_millis(),
+        started_at: None,
         outputs: result.outputs.clone(),
     }
 }

@@ -22,7 +22,15 @@ pub struct WorkerConfig {
     pub idle_wait: Duration,
     /// Pause between retries of a failed call.
     pub retry_backoff: Duration,
+    /// How long a step report may wait to be merged with later ones or sent with the job's
+    /// completion ([`DEFAULT_REPORT_DELAY`]; zero sends each at once).
+    pub report_delay: Duration,
 }
+
+/// A step that ends within this time is reported once, and the last reports of a job travel
+/// with its completion: it bounds how late the server learns that a step started or ended.
+/// A step's log bytes are never held back by it.
+pub const DEFAULT_REPORT_DELAY: Duration = Duration::from_millis(50);
 
 /// Runs `config.slots` slots until `stop_claiming` fires and their jobs are over.
 ///
@@ -111,7 +119,7 @@ pub async fn run_claimed_job<C: Coordinator, E: Executor>(
         job.task.utc_offset_minutes,
         &lease_lost,
         abort,
-        config.retry_backoff,
+        config,
     );
     let run = async {
         let outcome = run_job(executor, &task, events_tx, cancel.clone()).await;
@@ -146,7 +154,7 @@ pub async fn run_claimed_job<C: Coordinator, E: Executor>(
             _ = done.cancelled() => {}
         }
     };
-    let (outcome, (), (), ()) = tokio::join!(run, shipper.ship(events_rx), heartbeat, watch);
+    let (outcome, unsent, (), ()) = tokio::join!(run, shipper.ship(events_rx), heartbeat, watch);
     if lease_lost.is_cancelled() {
         tracing::warn!(job_run_id = %lease.job_run_id, "lease lost: the job was stopped and its result dropped");
         return;
@@ -155,19 +163,22 @@ pub async fn run_claimed_job<C: Coordinator, E: Executor>(
         tracing::info!(job_run_id = %lease.job_run_id, "job stopped for shutdown; the server will dispatch it again");
         return;
     }
-    complete(coordinator, &lease, &outcome, config, abort).await;
+    complete(coordinator, &lease, &outcome, unsent, config, abort).await;
 }
 
+/// Sends the job's result with the step reports the shipper had not sent yet.
 async fn complete<C: Coordinator>(
     coordinator: &C,
     lease: &runnel_protocol::LeaseRef,
     outcome: &JobOutcome,
+    steps: Vec<runnel_protocol::StepReport>,
     config: &WorkerConfig,
     abort: &CancellationToken,
 ) {
     let result = JobResult {
         status: outcome.status.as_str().to_owned(),
         message: outcome.message.clone(),
+        steps,
     };
     loop {
         match coordinator.complete(lease, result.clone()).await {

@@ -556,6 +556,7 @@ async fn execute(harness: &Harness, dispatch: &Dispatch, path: &Path) -> JobStat
             exit_code,
             message: None,
             at: harness.engine.now(),
+            started_at: None,
             outputs: Vec::new(),
         };
         harness

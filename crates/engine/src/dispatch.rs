@@ -217,15 +217,17 @@ pub(crate) async fn report_step(
     Ok(())
 }
 
-/// The job ended: record it and let the scheduler react.
+/// The job ended: record it (after the step reports that came with it) and let the scheduler
+/// react.
 pub(crate) async fn complete(
     inner: &Inner,
     token: &LeaseToken,
+    steps: Vec<StepReport>,
     outcome: JobOutcome,
 ) -> Result<FinishedJob, EngineError> {
     let finished = inner
         .store
-        .complete(token, outcome, inner.clock.now())
+        .complete_with_steps(token, steps, outcome, inner.clock.now())
         .await?;
     inner.forget_cancel(&finished.job_run_id);
     if !finished.is_replay {

@@ -238,7 +238,18 @@ impl Engine {
         token: &LeaseToken,
         outcome: JobOutcome,
     ) -> Result<FinishedJob, EngineError> {
-        dispatch::complete(&self.inner, token, outcome).await
+        dispatch::complete(&self.inner, token, Vec::new(), outcome).await
+    }
+
+    /// [`Engine::complete`] after the step reports the worker had not sent yet, in one
+    /// transaction (`JobQueue::complete_with_steps`).
+    pub async fn complete_with_steps(
+        &self,
+        token: &LeaseToken,
+        steps: Vec<StepReport>,
+        outcome: JobOutcome,
+    ) -> Result<FinishedJob, EngineError> {
+        dispatch::complete(&self.inner, token, steps, outcome).await
     }
 
     /// Resolves when a job may have been queued, or after `max_wait`.

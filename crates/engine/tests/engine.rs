@@ -204,6 +204,7 @@ impl Harness {
                 exit_code: None,
                 message: None,
                 at: now,
+                started_at: None,
                 outputs: Vec::new(),
             };
             self.engine
@@ -858,6 +859,7 @@ async fn finish_with_outputs(harness: &Harness, dispatch: &Dispatch, outputs: &[
             exit_code: (status == StepStatus::Completed).then_some(0),
             message: None,
             at: now,
+            started_at: None,
             outputs: outputs
                 .iter()
                 .map(|(key, value)| ((*key).to_owned(), serde_json::json!(value)))

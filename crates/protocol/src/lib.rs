@@ -9,7 +9,9 @@
 //! 1. `claim` → a [`ClaimedJob`] with a lease token, or nothing.
 //! 2. While running: `heartbeat` every `heartbeat_interval_ms` (the reply may ask to cancel);
 //!    `append_log` with the byte offset each step's log continues at; `report_step` when a step
-//!    starts and ends.
+//!    starts and ends. A worker may leave out the start report of a step that ends soon
+//!    (its result then carries `started_at`), and may send the last results with `complete`
+//!    instead ([`JobResult::steps`]): a trivial job then costs two calls, not four.
 //! 3. `complete` with the job's result.
 //!
 //! Every call after the claim carries the lease token; a superseded token is refused
@@ -117,6 +119,10 @@ pub struct StepReport {
     pub message: Option<String>,
     /// Epoch milliseconds on the worker.
     pub at: i64,
+    /// When the step started (epoch milliseconds), for a result whose start was not reported;
+    /// a start time already recorded is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
     #[serde(default)]
     pub outputs: Vec<(String, String)>,
 }
@@ -127,6 +133,11 @@ pub struct JobResult {
     /// `COMPLETED`, `FAILED` or `CANCELED`.
     pub status: String,
     pub message: Option<String>,
+    /// Step reports not sent yet, recorded in order before the result and in the same
+    /// transaction (their logs must be acknowledged already). A report the server refuses
+    /// (another final status recorded, an unknown step) is skipped; the result still counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepReport>,
 }
 
 /// Why a call was refused.

@@ -76,9 +76,9 @@ impl Coordinator for LocalCoordinator {
     }
 
     async fn complete(&self, lease: &LeaseRef, result: JobResult) -> Result<(), CallError> {
-        let outcome = job_outcome(result).map_err(CallError::Refused)?;
+        let (steps, outcome) = job_result(result).map_err(CallError::Refused)?;
         self.engine
-            .complete(&lease_token(lease), outcome)
+            .complete_with_steps(&lease_token(lease), steps, outcome)
             .await
             .map(|_| ())
             .map_err(|err| call_error(&err))
@@ -196,6 +196,7 @@ pub fn step_report(report: StepReport) -> Result<runnel_store::StepReport, Error
         exit_code: report.exit_code,
         message: report.message,
         at: Timestamp::from_millis(report.at),
+        started_at: report.started_at.map(Timestamp::from_millis),
         outputs: report
             .outputs
             .into_iter()
@@ -204,7 +205,18 @@ pub fn step_report(report: StepReport) -> Result<runnel_store::StepReport, Error
     })
 }
 
-/// A worker's job result in the store's terms; only final statuses are accepted.
+/// A worker's job result in the store's terms: the step reports it carries, and the outcome.
+pub fn job_result(
+    mut result: JobResult,
+) -> Result<(Vec<runnel_store::StepReport>, JobOutcome), ErrorKind> {
+    let steps = std::mem::take(&mut result.steps)
+        .into_iter()
+        .map(step_report)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((steps, job_outcome(result)?))
+}
+
+/// A worker's job outcome in the store's terms; only final statuses are accepted.
 pub fn job_outcome(result: JobResult) -> Result<JobOutcome, ErrorKind> {
     let status = match result.status.parse::<JobStatus>() {
         Ok(status @ (JobStatus::Completed | JobStatus::Failed | JobStatus::Canceled)) => status,
@@ -269,6 +281,7 @@ mod tests {
         let result = |status: &str| JobResult {
             status: status.to_owned(),
             message: None,
+            steps: Vec::new(),
         };
         assert_eq!(
             job_outcome(result("COMPLETED")).map(|outcome| outcome.status),
@@ -279,6 +292,39 @@ mod tests {
     }
 
     #[test]
+    fn a_job_result_carries_its_step_reports_in_order() {
+        let report = |step: &str, status: &str| StepReport {
+            step_run_id: step.into(),
+            status: status.into(),
+            exit_code: None,
+            message: None,
+            at: 2,
+            started_at: Some(1),
+            outputs: Vec::new(),
+        };
+        let result = JobResult {
+            status: "COMPLETED".into(),
+            message: None,
+            steps: vec![report("a", "COMPLETED"), report("b", "SKIPPED")],
+        };
+        let (steps, outcome) = job_result(result.clone()).expect("valid");
+        assert_eq!(outcome.status, JobStatus::Completed);
+        let order: Vec<(&str, StepStatus)> = steps
+            .iter()
+            .map(|step| (step.step_run_id.as_str(), step.status))
+            .collect();
+        assert_eq!(
+            order,
+            vec![("a", StepStatus::Completed), ("b", StepStatus::Skipped)]
+        );
+        assert_eq!(steps[0].started_at, Some(Timestamp::from_millis(1)));
+        // One unknown status refuses the whole call, which then changes nothing.
+        let mut bad = result;
+        bad.steps.push(report("c", "DANCING"));
+        assert!(matches!(job_result(bad), Err(ErrorKind::Conflict { .. })));
+    }
+
+    #[test]
     fn step_reports_keep_their_fields_and_outputs_become_json_strings() {
         let report = StepReport {
             step_run_id: "s".into(),
@@ -286,12 +332,17 @@ mod tests {
             exit_code: Some(3),
             message: Some("exit code 3".into()),
             at: 1_750_000_000_000,
+            started_at: Some(1_749_999_999_000),
             outputs: vec![("version".into(), "1.2".into())],
         };
         let converted = step_report(report).expect("valid");
         assert_eq!(converted.status, StepStatus::Failed);
         assert_eq!(converted.exit_code, Some(3));
         assert_eq!(converted.at, Timestamp::from_millis(1_750_000_000_000));
+        assert_eq!(
+            converted.started_at,
+            Some(Timestamp::from_millis(1_749_999_999_000))
+        );
         assert_eq!(
             converted.outputs,
             vec![("version".to_owned(), serde_json::json!("1.2"))]

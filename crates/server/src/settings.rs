@@ -228,6 +228,7 @@ impl Settings {
             // how late a job re-queued by the lease sweeper is noticed.
             idle_wait: Duration::from_secs(1),
             retry_backoff: Duration::from_millis(500),
+            report_delay: runnel_agent::DEFAULT_REPORT_DELAY,
         }
     }
 }

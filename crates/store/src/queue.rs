@@ -13,7 +13,8 @@ use std::time::Duration;
 
 pub(crate) use ops::{enqueue_in_run, guard};
 
-/// Proof of holding the current attempt of a job: 128 random bits, fresh for every claim.
+/// Proof of holding the current attempt of a job: the time, then 128 random bits; fresh for
+/// every claim.
 ///
 /// Every write an executor makes for its job carries it; a token that is not the current one
 /// is refused with [`StoreError::LeaseLost`] and the write changes nothing (G2).
@@ -31,7 +32,17 @@ impl LeaseToken {
     }
 
     pub(crate) fn generate() -> Self {
-        LeaseToken(crate::crypto::random_hex(16))
+        // The time first (12 hex digits of milliseconds), so tokens issued one after another
+        // sort together in the unique index on tokens (a random key touched a random page of
+        // it in every commit); the 128 random bits after it are what makes the token.
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis());
+        LeaseToken(format!(
+            "{:012x}{}",
+            millis & 0xffff_ffff_ffff,
+            crate::crypto::random_hex(16)
+        ))
     }
 }
 
@@ -100,6 +111,9 @@ pub struct StepReport {
     pub exit_code: Option<i32>,
     pub message: Option<String>,
     pub at: Timestamp,
+    /// When the step started, for a result whose start was not reported (the step's start
+    /// time is then this instead of `at`); a start time already recorded is kept.
+    pub started_at: Option<Timestamp>,
     /// Outputs the step published (`key`, JSON value); a key given again replaces its value.
     pub outputs: Vec<(String, serde_json::Value)>,
 }
@@ -236,6 +250,18 @@ pub trait JobQueue {
         now: Timestamp,
     ) -> impl Future<Output = Result<FinishedJob, StoreError>> + Send;
 
+    /// [`JobQueue::complete`] after the step reports the worker had not sent yet, in ONE
+    /// transaction: the reports are recorded in order, then the attempt ends. A report refused
+    /// on its own (the step ended otherwise already, an unknown step) is skipped and the
+    /// completion still counts; a token that is not current refuses everything, and a replay
+    /// of a recorded completion answers it again (`is_replay`) and changes nothing.
+    fn complete_with_steps(
+        &self,
+        token: &LeaseToken,
+        steps: Vec<StepReport>,
+        outcome: JobOutcome,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<FinishedJob, StoreError>> + Send;
     /// The sweeper: ends every leased attempt whose lease expired at or before `now`.
     /// Afterwards no attempt is leased with an expired lease (G1).
     fn expire_leases(
@@ -348,15 +374,7 @@ impl JobQueue for Store {
         outcome: JobOutcome,
         now: Timestamp,
     ) -> Result<FinishedJob, StoreError> {
-        if !matches!(
-            outcome.status,
-            JobStatus::Completed | JobStatus::Failed | JobStatus::Canceled
-        ) {
-            return Err(StoreError::Invalid(format!(
-                "a job attempt ends COMPLETED, FAILED or CANCELED, not {}",
-                outcome.status
-            )));
-        }
+        check_final(&outcome)?;
         let backend = self.backend();
         let token = token.clone();
         self.db()
@@ -364,6 +382,32 @@ impl JobQueue for Store {
                 let (backend, token, outcome, now) = data;
                 Box::pin(ops::complete(conn, *backend, token, outcome, *now, wrap))
             })
+            .await
+    }
+
+    async fn complete_with_steps(
+        &self,
+        token: &LeaseToken,
+        steps: Vec<StepReport>,
+        outcome: JobOutcome,
+        now: Timestamp,
+    ) -> Result<FinishedJob, StoreError> {
+        if steps.is_empty() {
+            return self.complete(token, outcome, now).await;
+        }
+        check_final(&outcome)?;
+        let backend = self.backend();
+        let token = token.clone();
+        self.db()
+            .write_repeatable(
+                false,
+                (backend, token, steps, outcome, now),
+                |conn, (backend, token, steps, outcome, now)| {
+                    Box::pin(ops::complete_with_steps(
+                        conn, *backend, token, steps, outcome, *now,
+                    ))
+                },
+            )
             .await
     }
 
@@ -404,6 +448,21 @@ impl JobQueue for Store {
 
     async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats, StoreError> {
         ops::queue_stats(self.db().reader(), now).await
+    }
+}
+
+/// A job attempt ends COMPLETED, FAILED or CANCELED.
+fn check_final(outcome: &JobOutcome) -> Result<(), StoreError> {
+    if matches!(
+        outcome.status,
+        JobStatus::Completed | JobStatus::Failed | JobStatus::Canceled
+    ) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "a job attempt ends COMPLETED, FAILED or CANCELED, not {}",
+            outcome.status
+        )))
     }
 }
 

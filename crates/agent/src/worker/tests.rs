@@ -21,6 +21,8 @@ struct FakeState {
     queue: Vec<ClaimedJob>,
     logs: HashMap<String, Vec<u8>>,
     reports: Vec<StepReport>,
+    /// How many of `reports` came with a completion.
+    carried: usize,
     results: Vec<JobResult>,
     heartbeats: u32,
     /// Appends that fail with a transport error *after* storing the bytes (a lost answer).
@@ -120,6 +122,9 @@ impl Coordinator for Fake {
         if state.lease_lost {
             return Err(CallError::Refused(ErrorKind::LeaseLost));
         }
+        // Recorded in order before the result, as the server does.
+        state.carried += result.steps.len();
+        state.reports.extend(result.steps.iter().cloned());
         state.results.push(result);
         Ok(())
     }
@@ -175,6 +180,8 @@ fn config() -> WorkerConfig {
         slots: 1,
         idle_wait: Duration::from_millis(20),
         retry_backoff: Duration::from_millis(5),
+        // Each report at once, so tests see every call; the tests of held reports set one.
+        report_delay: Duration::ZERO,
     }
 }
 
@@ -182,6 +189,14 @@ fn executor(dir: &tempfile::TempDir) -> ShellExecutor {
     let mut config = ShellExecutorConfig::new(dir.path());
     config.kill_grace = Duration::from_millis(200);
     ShellExecutor::new(config)
+}
+
+/// (step run id, status) of each report, in the order the fake received them.
+fn statuses(reports: &[StepReport]) -> Vec<(&str, &str)> {
+    reports
+        .iter()
+        .map(|report| (report.step_run_id.as_str(), report.status.as_str()))
+        .collect()
 }
 
 /// The log text without the `[time] [LEVEL] ` prefixes.
@@ -225,11 +240,7 @@ async fn a_job_streams_its_logs_reports_its_steps_and_completes() {
         String::from_utf8_lossy(&state.logs["step-0"]).starts_with('['),
         "CodeArts line format"
     );
-    let statuses: Vec<(&str, &str)> = state
-        .reports
-        .iter()
-        .map(|report| (report.step_run_id.as_str(), report.status.as_str()))
-        .collect();
+    let statuses = statuses(&state.reports);
     assert_eq!(
         statuses,
         vec![
@@ -247,9 +258,128 @@ async fn a_job_streams_its_logs_reports_its_steps_and_completes() {
         state.results,
         vec![JobResult {
             status: "FAILED".into(),
-            message: Some("step `step 2` failed: exit code 4".into())
+            message: Some("step `step 2` failed: exit code 4".into()),
+            steps: Vec::new(),
         }]
     );
+}
+
+#[tokio::test]
+async fn steps_that_end_within_the_report_delay_are_reported_once_with_the_completion() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fake = Fake::with_job(job(&["echo one", "true", "exit 3", "echo never"]));
+    let claimed = fake.state().queue.pop().expect("job");
+    let config = WorkerConfig {
+        // Longer than the whole job: every report waits for the completion.
+        report_delay: Duration::from_secs(600),
+        ..config()
+    };
+    run_claimed_job(
+        fake.as_ref(),
+        &executor(&dir),
+        claimed,
+        &config,
+        &CancellationToken::new(),
+    )
+    .await;
+
+    let state = fake.state();
+    assert_eq!(
+        state.carried,
+        state.reports.len(),
+        "no report was sent on its own"
+    );
+    let reports: Vec<(&str, &str, Option<i32>)> = state
+        .reports
+        .iter()
+        .map(|report| {
+            (
+                report.step_run_id.as_str(),
+                report.status.as_str(),
+                report.exit_code,
+            )
+        })
+        .collect();
+    assert_eq!(
+        reports,
+        vec![
+            ("step-0", "COMPLETED", Some(0)),
+            ("step-1", "COMPLETED", Some(0)),
+            ("step-2", "FAILED", Some(3)),
+            ("step-3", "SKIPPED", None),
+        ]
+    );
+    // A result whose start was not reported says when the step started.
+    for report in &state.reports[..3] {
+        let started_at = report
+            .started_at
+            .expect("the start time travels with the result");
+        assert!(started_at <= report.at, "{report:?}");
+    }
+    assert_eq!(state.results.len(), 1);
+    assert_eq!(state.results[0].status, "FAILED");
+    // The log was stored before the result left (it arrived with the completion).
+    assert_eq!(lines(&state.logs["step-0"]), vec!["one"]);
+}
+
+#[tokio::test]
+async fn a_step_still_running_after_the_report_delay_is_reported_running_while_it_prints() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gate = dir.path().join("gate");
+    // It prints all the while: log events arriving without a pause must not keep its start
+    // report back.
+    let script = format!(
+        "while [ ! -e {} ]; do echo waiting; sleep 0.002; done",
+        gate.display()
+    );
+    let fake = Fake::with_job(job(&["true", &script]));
+    let claimed = fake.state().queue.pop().expect("job");
+    let config = WorkerConfig {
+        report_delay: Duration::from_millis(20),
+        ..config()
+    };
+    let watcher = Arc::clone(&fake);
+    let opener = gate.clone();
+    tokio::spawn(async move {
+        // The step waits for the gate, which opens only once its start was reported.
+        loop {
+            let started = watcher
+                .state()
+                .reports
+                .iter()
+                .any(|report| report.step_run_id == "step-1" && report.status == "RUNNING");
+            if started {
+                std::fs::write(&opener, b"").expect("open the gate");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        run_claimed_job(
+            fake.as_ref(),
+            &executor(&dir),
+            claimed,
+            &config,
+            &CancellationToken::new(),
+        ),
+    )
+    .await
+    .expect("the step's start was reported while it ran");
+
+    let state = fake.state();
+    let statuses = statuses(&state.reports);
+    // The first step's result went out before the second step's start.
+    assert_eq!(
+        statuses,
+        vec![
+            ("step-0", "COMPLETED"),
+            ("step-1", "RUNNING"),
+            ("step-1", "COMPLETED"),
+        ]
+    );
+    assert_eq!(state.results[0].status, "COMPLETED");
 }
 
 #[tokio::test]
@@ -339,7 +469,8 @@ async fn a_cancel_from_the_server_ends_the_job_canceled() {
         state.results,
         vec![JobResult {
             status: "CANCELED".into(),
-            message: None
+            message: None,
+            steps: Vec::new(),
         }]
     );
     assert!(

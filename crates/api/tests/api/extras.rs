@@ -308,6 +308,7 @@ async fn step_outputs_and_artifacts_of_a_run_are_listed_for_its_own_steps_only()
                 exit_code: Some(0),
                 message: None,
                 at: now,
+                started_at: None,
                 outputs: vec![
                     ("tests_passed".into(), json!("42")),
                     ("coverage".into(), json!(81.5)),

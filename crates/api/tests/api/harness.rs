@@ -455,6 +455,7 @@ fn report(step_run_id: &str, status: StepStatus, at: Timestamp) -> StepReport {
         exit_code: None,
         message: None,
         at,
+        started_at: None,
         outputs: Vec::new(),
     }
 }

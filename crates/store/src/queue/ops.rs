@@ -273,7 +273,7 @@ pub(crate) async fn report_step(
     sqlx::query(
         "UPDATE step_runs SET status = $2, \
          exit_code = COALESCE($3, exit_code), message = COALESCE($4, message), \
-         start_time = CASE WHEN start_time IS NULL AND $5 = 1 THEN $6 ELSE start_time END, \
+         start_time = CASE WHEN start_time IS NULL AND $5 = 1 THEN COALESCE($9, $6) ELSE start_time END, \
          end_time = CASE WHEN $7 = 1 THEN $6 ELSE end_time END, last_dispatch_id = $8 \
          WHERE id = $1",
     )
@@ -285,6 +285,7 @@ pub(crate) async fn report_step(
     .bind(at)
     .bind(sql::flag_value(is_final))
     .bind(&lease.attempt_id)
+    .bind(report.started_at.map(sql::millis))
     .execute(&mut *conn)
     .await?;
     for (key, value) in &report.outputs {
@@ -307,7 +308,7 @@ macro_rules! report_step_sqlite {
     () => {
         "UPDATE step_runs SET status = $2, \
          exit_code = COALESCE($3, exit_code), message = COALESCE($4, message), \
-         start_time = CASE WHEN start_time IS NULL AND $5 = 1 THEN $6 ELSE start_time END, \
+         start_time = CASE WHEN start_time IS NULL AND $5 = 1 THEN COALESCE($9, $6) ELSE start_time END, \
          end_time = CASE WHEN $7 = 1 THEN $6 ELSE end_time END, \
          last_dispatch_id = (SELECT id FROM job_attempts WHERE lease_token = $8 AND state = 'leased') \
          WHERE id = $1 AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELED', 'SKIPPED') \
@@ -336,6 +337,7 @@ pub(crate) async fn report_step_fast(
         .bind(sql::millis(report.at))
         .bind(sql::flag_value(report.status.is_final()))
         .bind(token.as_str())
+        .bind(report.started_at.map(sql::millis))
         // `fetch_all`: a command carrying `COMMIT` must run to its end.
         .fetch_all(&mut *conn)
         .await?;
@@ -450,6 +452,44 @@ pub(crate) async fn complete(
         })()));
     }
     Ok(Fast::Done(completed_before(conn, token, outcome).await))
+}
+
+/// Records the worker's last step reports, then completes (see
+/// `JobQueue::complete_with_steps`), inside the batch's transaction.
+pub(crate) async fn complete_with_steps(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    token: &LeaseToken,
+    steps: &[StepReport],
+    outcome: &JobOutcome,
+    now: Timestamp,
+) -> Result<super::FinishedJob, StoreError> {
+    for report in steps {
+        // The one-statement form first (SQLite, no outputs); when it changes nothing, the
+        // general form tells a replay, a refusal or a lost lease apart.
+        if backend == Backend::Sqlite
+            && report.outputs.is_empty()
+            && let Fast::Done(result) = report_step_fast(conn, token, report, Wrap::NONE).await?
+        {
+            result?;
+            continue;
+        }
+        match report_step(conn, backend, token, report).await {
+            Ok(()) => {}
+            // Not leased (any more): a replay of this completion, or a stale token.
+            Err(StoreError::LeaseLost) => return completed_before(conn, token, outcome).await,
+            Err(err @ (StoreError::Conflict(_) | StoreError::NotFound)) => {
+                tracing::warn!(step_run_id = %report.step_run_id, error = %err, "a step report sent with the job's completion was refused; skipped");
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    match complete(conn, backend, token, outcome, now, Wrap::NONE).await? {
+        Fast::Done(result) => result,
+        Fast::NotApplied => Err(StoreError::corrupt(
+            "a one-statement completion reported that it did not apply",
+        )),
+    }
 }
 
 /// Not leased (any more): a replay of this very completion, or a stale token.

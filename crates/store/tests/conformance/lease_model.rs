@@ -214,6 +214,7 @@ async fn run_schedule(
                     exit_code: None,
                     message: None,
                     at: ts,
+                    started_at: None,
                     outputs: vec![],
                 };
                 let result = store.report_step(&lease.token, report).await;
@@ -307,6 +308,7 @@ async fn run_schedule(
                             exit_code: Some(1),
                             message: None,
                             at: ts,
+                            started_at: None,
                             outputs: vec![],
                         };
                         store.report_step(&token, report).await.is_ok()

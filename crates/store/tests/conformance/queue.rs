@@ -81,6 +81,7 @@ conformance! {
             exit_code: Some(0),
             message: None,
             at: at(2),
+            started_at: None,
             outputs: vec![("tests".to_owned(), serde_json::json!(42))],
         };
         store.report_step(&lease.token, report.clone()).await.unwrap();
@@ -110,6 +111,72 @@ conformance! {
         // A token nobody issued.
         let forged = LeaseToken::new("0123456789abcdef0123456789abcdef");
         assert!(matches!(store.complete(&forged, completed(), at(7)).await, Err(StoreError::LeaseLost)));
+    }
+}
+
+conformance! {
+    async fn step_reports_sent_with_the_completion_are_recorded_in_its_transaction(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "q").await;
+        let shape = RunShape { jobs_per_stage: vec![1], steps_per_job: 3 };
+        let (run, _) = queued_run(&store, &pipeline.id, &shape, None, at(0)).await;
+        let lease = store.claim(claim_request("w1", None, at(1), 3000)).await.unwrap().unwrap();
+        let detail = store.run_detail(&run.id).await.unwrap().unwrap();
+        let steps: Vec<String> = detail.stages[0].jobs[0].steps.iter().map(|s| s.id.clone()).collect();
+        let report = |step: &str, status, exit_code, started_at, ended_at, outputs: Vec<(String, serde_json::Value)>| StepReport {
+            step_run_id: step.to_owned(),
+            status,
+            exit_code,
+            message: None,
+            at: at(ended_at),
+            started_at,
+            outputs,
+        };
+        // The first step's start was reported on its own; the rest travel with the completion.
+        store.report_step(&lease.token, report(&steps[0], StepStatus::Running, None, None, 2, vec![])).await.unwrap();
+        let carried = vec![
+            report(&steps[0], StepStatus::Completed, Some(0), Some(at(9)), 3, vec![]),
+            report(&steps[1], StepStatus::Failed, Some(2), Some(at(4)), 5, vec![("k".to_owned(), serde_json::json!("v"))]),
+            // Refused on its own (no such step of this job): skipped, the rest still counts.
+            report("no-such-step", StepStatus::Completed, Some(0), Some(at(5)), 6, vec![]),
+        ];
+        let failed = JobOutcome { status: JobStatus::Failed, message: Some("step 2 failed".to_owned()) };
+        // A token that is not current refuses everything and changes nothing.
+        let forged = LeaseToken::new("0123456789abcdef0123456789abcdef");
+        assert!(matches!(
+            store.complete_with_steps(&forged, carried.clone(), failed.clone(), at(7)).await,
+            Err(StoreError::LeaseLost)
+        ));
+        let before = store.run_detail(&run.id).await.unwrap().unwrap();
+        assert_eq!(before.stages[0].jobs[0].steps[1].status, StepStatus::Init);
+
+        let first = store.complete_with_steps(&lease.token, carried.clone(), failed.clone(), at(7)).await.unwrap();
+        assert!(!first.is_replay);
+        assert_eq!(first.status, JobStatus::Failed);
+        let job = store.run_detail(&run.id).await.unwrap().unwrap().stages[0].jobs[0].clone();
+        assert_eq!(job.status, JobStatus::Failed);
+        assert_eq!(job.end_time, Some(at(7)));
+        assert_eq!(
+            (job.steps[0].status, job.steps[0].exit_code, job.steps[0].start_time, job.steps[0].end_time),
+            (StepStatus::Completed, Some(0), Some(at(2)), Some(at(3))),
+            "a start time already recorded is kept"
+        );
+        assert_eq!(
+            (job.steps[1].status, job.steps[1].exit_code, job.steps[1].start_time, job.steps[1].end_time),
+            (StepStatus::Failed, Some(2), Some(at(4)), Some(at(5))),
+            "an unreported start comes with the result"
+        );
+        assert_eq!(job.steps[2].status, StepStatus::Skipped, "a step that never ran is skipped");
+        let outputs = store.step_outputs(&run.id, None).await.unwrap();
+        assert_eq!(outputs.len(), 1);
+
+        // A replay (the answer was lost) answers the same and changes nothing.
+        let again = store.complete_with_steps(&lease.token, carried, failed, at(8)).await.unwrap();
+        assert!(again.is_replay);
+        let after = store.run_detail(&run.id).await.unwrap().unwrap().stages[0].jobs[0].clone();
+        assert_eq!(after.end_time, Some(at(7)));
+        assert_eq!(after.steps[1].end_time, Some(at(5)));
     }
 }
 
