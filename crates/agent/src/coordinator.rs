@@ -71,6 +71,26 @@ pub trait Coordinator: Send + Sync + 'static {
         result: JobResult,
     ) -> impl Future<Output = Result<(), CallError>> + Send;
 
+    /// [`Coordinator::complete`], then — once that succeeded — [`Coordinator::claim`] with
+    /// `next` for the slot the job leaves free. A coordinator that can do both in one round
+    /// trip (and one transaction on the server) overrides this. `Err` is the completion's
+    /// error (nothing was claimed); a failed claim after it is `Ok(None)`, and the slot asks
+    /// again the usual way.
+    fn complete_and_claim(
+        &self,
+        lease: &LeaseRef,
+        result: JobResult,
+        next: &ClaimRequest,
+    ) -> impl Future<Output = Result<Option<ClaimedJob>, CallError>> + Send {
+        async move {
+            self.complete(lease, result).await?;
+            Ok(self.claim(next).await.unwrap_or_else(|err| {
+                tracing::warn!(worker = %next.worker_id, error = %err, "claim after a completion failed");
+                None
+            }))
+        }
+    }
+
     /// Resolves when a job may be waiting (a nudge from the server), or after `max_wait`.
     fn wait_for_work(&self, max_wait: Duration) -> impl Future<Output = ()> + Send;
 

@@ -57,15 +57,23 @@ pub async fn run_worker<C: Coordinator, E: Executor + 'static>(
                 pool: config.pool.clone(),
                 labels: config.labels.clone(),
             };
-            while !stop_claiming.is_cancelled() {
-                match coordinator.claim(&request).await {
+            // A job claimed together with the previous one's completion: it is this slot's
+            // already, so it runs even when claiming stopped meanwhile.
+            let mut next: Option<ClaimedJob> = None;
+            while next.is_some() || !stop_claiming.is_cancelled() {
+                let claimed = match next.take() {
+                    Some(job) => Ok(Some(job)),
+                    None => coordinator.claim(&request).await,
+                };
+                match claimed {
                     Ok(Some(job)) => {
-                        run_claimed_job(
+                        next = run_slot_job(
                             coordinator.as_ref(),
                             executor.as_ref(),
                             job,
                             &config,
                             &abort_jobs,
+                            Some((&request, &stop_claiming)),
                         )
                         .await;
                     }
@@ -102,6 +110,19 @@ pub async fn run_claimed_job<C: Coordinator, E: Executor>(
     config: &WorkerConfig,
     abort: &CancellationToken,
 ) {
+    run_slot_job(coordinator, executor, job, config, abort, None).await;
+}
+
+/// [`run_claimed_job`]; with `next` (the slot's claim request, and the signal that claiming
+/// stopped) the completion also claims the slot's next job, which is returned.
+async fn run_slot_job<C: Coordinator, E: Executor>(
+    coordinator: &C,
+    executor: &E,
+    job: ClaimedJob,
+    config: &WorkerConfig,
+    abort: &CancellationToken,
+    next: Option<(&ClaimRequest, &CancellationToken)>,
+) -> Option<ClaimedJob> {
     let lease = job.lease.clone();
     let task = executor_task(&job);
     let cancel = CancellationToken::new();
@@ -157,16 +178,21 @@ pub async fn run_claimed_job<C: Coordinator, E: Executor>(
     let (outcome, unsent, (), ()) = tokio::join!(run, shipper.ship(events_rx), heartbeat, watch);
     if lease_lost.is_cancelled() {
         tracing::warn!(job_run_id = %lease.job_run_id, "lease lost: the job was stopped and its result dropped");
-        return;
+        return None;
     }
     if abort.is_cancelled() {
         tracing::info!(job_run_id = %lease.job_run_id, "job stopped for shutdown; the server will dispatch it again");
-        return;
+        return None;
     }
-    complete(coordinator, &lease, &outcome, unsent, config, abort).await;
+    // Claim the next job with the completion only while the slot still takes jobs.
+    let next = next
+        .filter(|(_, stop_claiming)| !stop_claiming.is_cancelled())
+        .map(|(request, _)| request);
+    complete(coordinator, &lease, &outcome, unsent, config, abort, next).await
 }
 
-/// Sends the job's result with the step reports the shipper had not sent yet.
+/// Sends the job's result with the step reports the shipper had not sent yet and, with `next`,
+/// claims the slot's next job in the same call (returned).
 async fn complete<C: Coordinator>(
     coordinator: &C,
     lease: &runnel_protocol::LeaseRef,
@@ -174,29 +200,44 @@ async fn complete<C: Coordinator>(
     steps: Vec<runnel_protocol::StepReport>,
     config: &WorkerConfig,
     abort: &CancellationToken,
-) {
+    mut next: Option<&ClaimRequest>,
+) -> Option<ClaimedJob> {
     let result = JobResult {
         status: outcome.status.as_str().to_owned(),
         message: outcome.message.clone(),
         steps,
     };
     loop {
-        match coordinator.complete(lease, result.clone()).await {
-            Ok(()) => return,
+        let answer = match next {
+            Some(request) => {
+                coordinator
+                    .complete_and_claim(lease, result.clone(), request)
+                    .await
+            }
+            None => coordinator
+                .complete(lease, result.clone())
+                .await
+                .map(|()| None),
+        };
+        match answer {
+            Ok(claimed) => return claimed,
             Err(err) if err.is_retryable() => {
                 tracing::warn!(job_run_id = %lease.job_run_id, error = %err, "completion failed; retrying");
+                // A lost answer may have claimed a job already: retry the completion alone, so
+                // at most that one claim waits for its lease to expire.
+                next = None;
                 tokio::select! {
                     _ = tokio::time::sleep(config.retry_backoff) => {}
-                    _ = abort.cancelled() => return,
+                    _ = abort.cancelled() => return None,
                 }
             }
             Err(CallError::Refused(kind)) => {
                 tracing::warn!(job_run_id = %lease.job_run_id, refused = ?kind, "completion refused");
-                return;
+                return None;
             }
             Err(err) => {
                 tracing::warn!(job_run_id = %lease.job_run_id, error = %err, "completion failed");
-                return;
+                return None;
             }
         }
     }

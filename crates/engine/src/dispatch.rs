@@ -46,49 +46,90 @@ pub(crate) async fn claim(
 ) -> Result<Option<Dispatch>, EngineError> {
     loop {
         let now = inner.clock.now();
-        let request = ClaimRequest {
-            worker_id: input.worker_id.clone(),
-            pool: input.pool.clone(),
-            now,
-            lease: inner.config.lease,
-        };
-        let Some(lease) = inner.store.claim(request).await? else {
+        let Some(lease) = inner.store.claim(claim_request(inner, input, now)).await? else {
             return Ok(None);
         };
-        let ready = inner
-            .ready
-            .take(&lease.run_id, &lease.job_run_id, lease.attempt);
-        let prepared = match ready {
-            // Rendered when it was queued; a fresh attempt starts its clock now.
-            Some(ready) => Ok((ready.prepared, ready.job_key, ready.step_run_ids, None)),
-            None => prepare(inner, &lease.run_id, &lease.job_run_id).await,
-        };
-        match prepared {
-            Ok((prepared, job_key, step_run_ids, started_at)) => {
-                let elapsed = now.since(started_at.unwrap_or(now));
-                return Ok(Some(Dispatch {
-                    timeout: prepared.timeout.saturating_sub(elapsed),
-                    token: lease.token,
-                    run_id: lease.run_id,
-                    job_run_id: lease.job_run_id,
-                    attempt: lease.attempt,
-                    job_key,
-                    prepared,
-                    step_run_ids,
-                    heartbeat_interval: inner.config.heartbeat_interval,
-                    utc_offset_minutes: inner.config.utc_offset_minutes,
-                }));
-            }
-            Err(err) => {
-                // The job cannot run (e.g. an expression in a step fails): it fails, visibly.
-                tracing::warn!(job_run_id = %lease.job_run_id, error = %err, "job failed before it started");
-                let outcome = JobOutcome {
-                    status: JobStatus::Failed,
-                    message: Some(err.to_string()),
-                };
-                inner.store.complete(&lease.token, outcome, now).await?;
-                inner.send(Event::Advance(lease.run_id));
-            }
+        if let Some(dispatch) = dispatch_lease(inner, lease, now).await? {
+            return Ok(Some(dispatch));
+        }
+    }
+}
+
+/// The job ended: record it (after the step reports that came with it), let the scheduler
+/// react, and claim the worker's next job in the same write.
+pub(crate) async fn complete_and_claim(
+    inner: &Inner,
+    token: &LeaseToken,
+    steps: Vec<StepReport>,
+    outcome: JobOutcome,
+    input: &ClaimInput,
+) -> Result<(FinishedJob, Option<Dispatch>), EngineError> {
+    let now = inner.clock.now();
+    let (finished, lease) = inner
+        .store
+        .complete_and_claim(token, steps, outcome, claim_request(inner, input, now))
+        .await?;
+    completed(inner, &finished);
+    let dispatch = match lease {
+        Some(lease) => match dispatch_lease(inner, lease, now).await? {
+            Some(dispatch) => Some(dispatch),
+            // That job could not start (it failed, visibly): look for another.
+            None => claim(inner, input).await?,
+        },
+        None => None,
+    };
+    Ok((finished, dispatch))
+}
+
+fn claim_request(inner: &Inner, input: &ClaimInput, now: runnel_domain::Timestamp) -> ClaimRequest {
+    ClaimRequest {
+        worker_id: input.worker_id.clone(),
+        pool: input.pool.clone(),
+        now,
+        lease: inner.config.lease,
+    }
+}
+
+/// A claimed attempt, ready to run: rendered when it was queued, else now. `None` when it
+/// cannot run (e.g. an expression in a step fails): it was completed as FAILED.
+async fn dispatch_lease(
+    inner: &Inner,
+    lease: runnel_store::Lease,
+    now: runnel_domain::Timestamp,
+) -> Result<Option<Dispatch>, EngineError> {
+    let ready = inner
+        .ready
+        .take(&lease.run_id, &lease.job_run_id, lease.attempt);
+    let prepared = match ready {
+        // Rendered when it was queued; a fresh attempt starts its clock now.
+        Some(ready) => Ok((ready.prepared, ready.job_key, ready.step_run_ids, None)),
+        None => prepare(inner, &lease.run_id, &lease.job_run_id).await,
+    };
+    match prepared {
+        Ok((prepared, job_key, step_run_ids, started_at)) => {
+            let elapsed = now.since(started_at.unwrap_or(now));
+            Ok(Some(Dispatch {
+                timeout: prepared.timeout.saturating_sub(elapsed),
+                token: lease.token,
+                run_id: lease.run_id,
+                job_run_id: lease.job_run_id,
+                attempt: lease.attempt,
+                job_key,
+                prepared,
+                step_run_ids,
+                heartbeat_interval: inner.config.heartbeat_interval,
+                utc_offset_minutes: inner.config.utc_offset_minutes,
+            }))
+        }
+        Err(err) => {
+            tracing::warn!(job_run_id = %lease.job_run_id, error = %err, "job failed before it started");
+            let outcome = JobOutcome {
+                status: JobStatus::Failed,
+                message: Some(err.to_string()),
+            };
+            inner.store.complete(&lease.token, outcome, now).await?;
+            inner.send(Event::Advance(lease.run_id));
+            Ok(None)
         }
     }
 }
@@ -229,9 +270,14 @@ pub(crate) async fn complete(
         .store
         .complete_with_steps(token, steps, outcome, inner.clock.now())
         .await?;
+    completed(inner, &finished);
+    Ok(finished)
+}
+
+/// After a completion: the attempt needs no stop any more, and its run's next engine step.
+fn completed(inner: &Inner, finished: &FinishedJob) {
     inner.forget_cancel(&finished.job_run_id);
     if !finished.is_replay {
         inner.send(Event::Advance(finished.run_id.clone()));
     }
-    Ok(finished)
 }

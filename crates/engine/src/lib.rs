@@ -252,6 +252,18 @@ impl Engine {
         dispatch::complete(&self.inner, token, steps, outcome).await
     }
 
+    /// [`Engine::complete_with_steps`], then [`Engine::claim`] for the worker's free slot, in
+    /// one write (`JobQueue::complete_and_claim`).
+    pub async fn complete_and_claim(
+        &self,
+        token: &LeaseToken,
+        steps: Vec<StepReport>,
+        outcome: JobOutcome,
+        next: &ClaimInput,
+    ) -> Result<(FinishedJob, Option<Dispatch>), EngineError> {
+        dispatch::complete_and_claim(&self.inner, token, steps, outcome, next).await
+    }
+
     /// Resolves when a job may have been queued, or after `max_wait`.
     ///
     /// Every job queued (or re-queued by the sweeper) leaves a permit, also when nobody waits

@@ -317,6 +317,76 @@ async fn a_run_goes_from_trigger_to_completed_through_the_queue() {
 }
 
 #[tokio::test]
+async fn a_completion_carries_its_step_results_and_claims_the_next_job() {
+    let harness = Harness::new(TWO_STAGES).await;
+    let first_run = harness.trigger().await;
+    let second_run = harness.trigger().await;
+    let first = harness.claim().await;
+    assert_eq!(first.job_key, format!("{first_run}-compile"));
+    // The second run's engine step queues its first job after its trigger returned.
+    harness
+        .wait(&second_run, "its first job queued", |detail| {
+            job_status(detail, "compile") == JobStatus::Queued
+        })
+        .await;
+    let now = harness.engine.now();
+    let result = StepReport {
+        step_run_id: first.step_run_ids[0].clone(),
+        status: StepStatus::Completed,
+        exit_code: Some(0),
+        message: None,
+        at: now,
+        started_at: Some(now),
+        outputs: Vec::new(),
+    };
+    let input = ClaimInput {
+        worker_id: "fake-agent".into(),
+        pool: None,
+    };
+    let (finished, next) = harness
+        .engine
+        .complete_and_claim(
+            &first.token,
+            vec![result],
+            JobOutcome {
+                status: JobStatus::Completed,
+                message: None,
+            },
+            &input,
+        )
+        .await
+        .expect("complete and claim");
+    assert_eq!(finished.status, JobStatus::Completed);
+    // The oldest queued job: the second run's first, rendered like any claimed job.
+    let next = next.expect("the next job");
+    assert_eq!(next.job_key, format!("{second_run}-compile"));
+    assert!(
+        next.prepared
+            .env
+            .iter()
+            .any(|(name, value)| name == "PIPELINE_NUMBER" && value == "2")
+    );
+    let detail = harness.detail(&first_run).await;
+    let compile = &detail.stages[0].jobs[0];
+    assert_eq!(compile.status, JobStatus::Completed);
+    assert_eq!(
+        (
+            compile.steps[0].status,
+            compile.steps[0].exit_code,
+            compile.steps[0].start_time
+        ),
+        (StepStatus::Completed, Some(0), Some(now))
+    );
+    // The first run goes on (its engine step after the completion queues its next jobs).
+    harness.finish(&next, JobStatus::Completed).await;
+    for _ in 0..4 {
+        harness.run_next(JobStatus::Completed).await;
+    }
+    harness.wait_status(&first_run, RunStatus::Completed).await;
+    harness.wait_status(&second_run, RunStatus::Completed).await;
+}
+
+#[tokio::test]
 async fn a_failed_job_fails_the_run_and_a_retry_reruns_only_what_failed() {
     let harness = Harness::new(TWO_STAGES).await;
     let run_id = harness.trigger().await;

@@ -12,7 +12,8 @@
 //!    starts and ends. A worker may leave out the start report of a step that ends soon
 //!    (its result then carries `started_at`), and may send the last results with `complete`
 //!    instead ([`JobResult::steps`]): a trivial job then costs two calls, not four.
-//! 3. `complete` with the job's result.
+//! 3. `complete` with the job's result; a worker slot that takes another job may ask for it
+//!    in the same call (`complete_and_claim`: one transaction on the server).
 //!
 //! Every call after the claim carries the lease token; a superseded token is refused
 //! ([`ErrorKind::LeaseLost`]) and changes nothing. `append_log` at the wrong offset is refused

@@ -84,6 +84,21 @@ impl Coordinator for LocalCoordinator {
             .map_err(|err| call_error(&err))
     }
 
+    async fn complete_and_claim(
+        &self,
+        lease: &LeaseRef,
+        result: JobResult,
+        next: &ClaimRequest,
+    ) -> Result<Option<ClaimedJob>, CallError> {
+        let (steps, outcome) = job_result(result).map_err(CallError::Refused)?;
+        let (_, dispatch) = self
+            .engine
+            .complete_and_claim(&lease_token(lease), steps, outcome, &claim_input(next))
+            .await
+            .map_err(|err| call_error(&err))?;
+        Ok(dispatch.map(claimed_job))
+    }
+
     async fn wait_for_work(&self, max_wait: Duration) {
         self.engine.wait_for_work(max_wait).await;
     }

@@ -262,6 +262,16 @@ pub trait JobQueue {
         outcome: JobOutcome,
         now: Timestamp,
     ) -> impl Future<Output = Result<FinishedJob, StoreError>> + Send;
+    /// [`JobQueue::complete_with_steps`], then — in the same transaction — [`JobQueue::claim`]
+    /// with `next` for the worker's now free slot: one write instead of two. When the
+    /// completion is refused nothing is claimed; a replayed completion still claims.
+    fn complete_and_claim(
+        &self,
+        token: &LeaseToken,
+        steps: Vec<StepReport>,
+        outcome: JobOutcome,
+        next: ClaimRequest,
+    ) -> impl Future<Output = Result<(FinishedJob, Option<Lease>), StoreError>> + Send;
     /// The sweeper: ends every leased attempt whose lease expired at or before `now`.
     /// Afterwards no attempt is leased with an expired lease (G1).
     fn expire_leases(
@@ -408,6 +418,33 @@ impl JobQueue for Store {
                     ))
                 },
             )
+            .await
+    }
+
+    async fn complete_and_claim(
+        &self,
+        token: &LeaseToken,
+        steps: Vec<StepReport>,
+        outcome: JobOutcome,
+        next: ClaimRequest,
+    ) -> Result<(FinishedJob, Option<Lease>), StoreError> {
+        check_final(&outcome)?;
+        let backend = self.backend();
+        let data = (
+            backend,
+            token.clone(),
+            steps,
+            outcome,
+            next,
+            LeaseToken::generate(),
+        );
+        self.db()
+            .write_repeatable(false, data, |conn, data| {
+                let (backend, token, steps, outcome, next, next_token) = data;
+                Box::pin(ops::complete_and_claim(
+                    conn, *backend, token, steps, outcome, next, next_token,
+                ))
+            })
             .await
     }
 

@@ -23,6 +23,9 @@ struct FakeState {
     reports: Vec<StepReport>,
     /// How many of `reports` came with a completion.
     carried: usize,
+    /// Jobs handed out by `claim`, and by `complete_and_claim`.
+    claimed_alone: u32,
+    claimed_with_completion: u32,
     results: Vec<JobResult>,
     heartbeats: u32,
     /// Appends that fail with a transport error *after* storing the bytes (a lost answer).
@@ -49,7 +52,10 @@ impl Fake {
 
 impl Coordinator for Fake {
     async fn claim(&self, _request: &ClaimRequest) -> Result<Option<ClaimedJob>, CallError> {
-        Ok(self.state().queue.pop())
+        let mut state = self.state();
+        let job = state.queue.pop();
+        state.claimed_alone += u32::from(job.is_some());
+        Ok(job)
     }
 
     async fn heartbeat(&self, _lease: &LeaseRef) -> Result<HeartbeatReply, CallError> {
@@ -127,6 +133,19 @@ impl Coordinator for Fake {
         state.reports.extend(result.steps.iter().cloned());
         state.results.push(result);
         Ok(())
+    }
+
+    async fn complete_and_claim(
+        &self,
+        lease: &LeaseRef,
+        result: JobResult,
+        _next: &ClaimRequest,
+    ) -> Result<Option<ClaimedJob>, CallError> {
+        self.complete(lease, result).await?;
+        let mut state = self.state();
+        let job = state.queue.pop();
+        state.claimed_with_completion += u32::from(job.is_some());
+        Ok(job)
     }
 
     async fn wait_for_work(&self, max_wait: Duration) {
@@ -496,6 +515,37 @@ async fn a_cancel_in_a_heartbeat_reply_ends_the_job_canceled() {
     )
     .await;
     assert_eq!(fake.state().results[0].status, "CANCELED");
+}
+
+#[tokio::test]
+async fn a_slot_claims_its_next_job_with_the_completion_of_the_last() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fake = Fake::with_job(job(&["echo three"]));
+    fake.state().queue.push(job(&["echo two"]));
+    fake.state().queue.push(job(&["echo one"]));
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(run_worker(
+        Arc::clone(&fake),
+        Arc::new(executor(&dir)),
+        config(),
+        stop.clone(),
+        CancellationToken::new(),
+    ));
+    for _ in 0..1000 {
+        if fake.state().results.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("the worker stops")
+        .expect("no panic");
+    let state = fake.state();
+    assert_eq!(state.results.len(), 3);
+    // The first job by a claim of its own, the others with the completion before them.
+    assert_eq!((state.claimed_alone, state.claimed_with_completion), (1, 2));
 }
 
 #[tokio::test]

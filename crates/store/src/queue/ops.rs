@@ -492,6 +492,26 @@ pub(crate) async fn complete_with_steps(
     }
 }
 
+/// [`complete_with_steps`], then the claim of the worker's next job (see
+/// `JobQueue::complete_and_claim`), inside the batch's transaction.
+pub(crate) async fn complete_and_claim(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    token: &LeaseToken,
+    steps: &[StepReport],
+    outcome: &JobOutcome,
+    next: &ClaimRequest,
+    next_token: &LeaseToken,
+) -> Result<(super::FinishedJob, Option<Lease>), StoreError> {
+    let finished = complete_with_steps(conn, backend, token, steps, outcome, next.now).await?;
+    match claim(conn, backend, next, next_token, Wrap::NONE).await? {
+        Fast::Done(lease) => Ok((finished, lease?)),
+        Fast::NotApplied => Err(StoreError::corrupt(
+            "a one-statement claim reported that it did not apply",
+        )),
+    }
+}
+
 /// Not leased (any more): a replay of this very completion, or a stale token.
 async fn completed_before(
     conn: &mut AnyConnection,

@@ -181,6 +181,57 @@ conformance! {
 }
 
 conformance! {
+    async fn a_completion_can_claim_the_next_job_in_its_transaction(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "q").await;
+        let (first_run, _) = queued_run(&store, &pipeline.id, &RunShape::default(), None, at(0)).await;
+        let (_, second) = queued_run(&store, &pipeline.id, &RunShape::default(), None, at(1)).await;
+        let lease = store.claim(claim_request("w1", None, at(2), 3000)).await.unwrap().unwrap();
+        let (finished, next) = store
+            .complete_and_claim(&lease.token, vec![], completed(), claim_request("w1", None, at(3), 3000))
+            .await
+            .unwrap();
+        assert!(!finished.is_replay);
+        assert_eq!(finished.run_id, first_run.id);
+        let next = next.expect("the queued job, claimed with the completion");
+        assert_eq!(next.job_run_id, second[0]);
+        assert_ne!(next.token, lease.token);
+        let first_job = store.run_detail(&first_run.id).await.unwrap().unwrap().stages[0].jobs[0].clone();
+        assert_eq!((first_job.status, first_job.end_time), (JobStatus::Completed, Some(at(3))));
+        let stats = store.queue_stats(at(3)).await.unwrap();
+        assert_eq!((stats.queued, stats.leased), (0, 1));
+
+        // A stale token completes nothing and claims nothing.
+        let (_, third) = queued_run(&store, &pipeline.id, &RunShape::default(), None, at(4)).await;
+        assert!(matches!(
+            store.complete_and_claim(&lease.token, vec![], JobOutcome { status: JobStatus::Failed, message: None }, claim_request("w1", None, at(5), 3000)).await,
+            Err(StoreError::Conflict(_))
+        ), "another result for a completed attempt");
+        let forged = LeaseToken::new("0123456789abcdef0123456789abcdef");
+        assert!(matches!(
+            store.complete_and_claim(&forged, vec![], completed(), claim_request("w1", None, at(5), 3000)).await,
+            Err(StoreError::LeaseLost)
+        ));
+        let stats = store.queue_stats(at(5)).await.unwrap();
+        assert_eq!((stats.queued, stats.leased), (1, 1), "the third job still waits");
+
+        let (_, claimed) = store
+            .complete_and_claim(&next.token, vec![], completed(), claim_request("w1", None, at(6), 3000))
+            .await
+            .unwrap();
+        assert_eq!(claimed.map(|lease| lease.job_run_id), Some(third[0].clone()));
+        // A replayed completion claims too; with the queue empty, nothing.
+        let (replay, none) = store
+            .complete_and_claim(&next.token, vec![], completed(), claim_request("w1", None, at(7), 3000))
+            .await
+            .unwrap();
+        assert!(replay.is_replay);
+        assert!(none.is_none());
+    }
+}
+
+conformance! {
     async fn an_expired_lease_is_requeued_then_failed_as_executor_lost(db) {
         let store = db.open().await;
         let tenant = tenant(&store, "acme").await;
