@@ -70,13 +70,23 @@ pub(crate) async fn complete_and_claim(
         .complete_and_claim(token, steps, outcome, claim_request(inner, input, now))
         .await?;
     completed(inner, &finished);
-    let dispatch = match lease {
-        Some(lease) => match dispatch_lease(inner, lease, now).await? {
-            Some(dispatch) => Some(dispatch),
-            // That job could not start (it failed, visibly): look for another.
-            None => claim(inner, input).await?,
-        },
-        None => None,
+    let Some(lease) = lease else {
+        return Ok((finished, None));
+    };
+    let job_run_id = lease.job_run_id.clone();
+    let dispatch = match dispatch_lease(inner, lease, now).await {
+        Ok(Some(dispatch)) => Some(dispatch),
+        // That job could not start (it failed, visibly): look for another.
+        Ok(None) => claim(inner, input).await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "claim after a completion failed");
+            None
+        }),
+        // The completion stands and is answered as such; the claimed attempt is re-queued
+        // by the sweeper when its lease expires.
+        Err(err) => {
+            tracing::warn!(%job_run_id, error = %err, "a job claimed with a completion could not be handed out");
+            None
+        }
     };
     Ok((finished, dispatch))
 }
