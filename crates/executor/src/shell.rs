@@ -177,8 +177,13 @@ impl ShellExecutor {
     }
 
     /// An executor that finds job processes as `tracking` says. Asked for cgroups, it probes
-    /// once whether it can create them (creating and removing a throw-away one).
+    /// once whether it can create them (creating and removing a throw-away one). It first
+    /// removes the recycled job directories that processes now gone left in the workspace root.
     pub fn with_tracking(config: ShellExecutorConfig, tracking: ProcessTracking) -> ShellExecutor {
+        let swept = files::sweep_stale_spares(&config.workspace_root);
+        if swept > 0 {
+            tracing::info!(swept, root = %config.workspace_root.display(), "removed recycled job directories left by processes that are gone");
+        }
         let cgroups = match tracking {
             ProcessTracking::CookieScan => None,
             ProcessTracking::CgroupIfAvailable => match CgroupParent::probe() {

@@ -145,9 +145,57 @@ pub(crate) fn recycle_job_dir(job_dir: &Path, root: &Path) -> io::Result<PathBuf
         private_dir_builder().create(job_dir.join("workspace"))?;
     }
     let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let spare = root.join(format!("{SPARE_PREFIX}{}", &suffix[..12]));
+    let spare = root.join(format!(
+        "{SPARE_PREFIX}{}-{}",
+        std::process::id(),
+        &suffix[..12]
+    ));
     rename_no_replace(job_dir, &spare)?;
     Ok(spare)
+}
+
+/// Removes the spare directories left under `root` by processes that are gone (a server
+/// killed with `kill -9` never removed its spares), and those named before spares carried their
+/// owner's process id. Spares of live processes, this one's included, stay: another server
+/// may share the root. Returns how many were removed; errors are skipped (a spare that cannot
+/// be removed now is tried again at the next start).
+pub(crate) fn sweep_stale_spares(root: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(root) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(SPARE_PREFIX))
+        else {
+            continue;
+        };
+        // `<pid>-<random>`; an older spare has no pid.
+        let owner = rest
+            .split_once('-')
+            .and_then(|(pid, _)| pid.parse::<i32>().ok());
+        if owner.is_some_and(is_alive) {
+            continue;
+        }
+        // Never follow a link: only a directory of our own making is removed.
+        if entry.file_type().is_ok_and(|kind| kind.is_dir()) && remove_tree(&entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Whether a process with this id exists (signal 0: a permission error means it does).
+fn is_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
 }
 
 /// `step-<n>.sh` or `output-<n>`, the names the executor gives a step's files.
@@ -307,6 +355,59 @@ fn private_dir_builder() -> DirBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spares_of_processes_that_are_gone_are_swept_and_the_rest_stays() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let gone = child.id();
+        child.wait().expect("reaped");
+        let names = [
+            format!("{SPARE_PREFIX}{gone}-aaaaaaaaaaaa"),
+            format!("{SPARE_PREFIX}bbbbbbbbbbbb"),
+            format!("{SPARE_PREFIX}{}-cccccccccccc", std::process::id()),
+            format!("{SPARE_PREFIX}1-dddddddddddd"),
+            "run-job-eeeeeeeeeeee".to_owned(),
+        ];
+        for name in &names {
+            let dir = root.path().join(name);
+            fs::create_dir_all(dir.join("workspace")).expect("created");
+            fs::write(dir.join("step-0.sh"), b"").expect("written");
+        }
+        // A link named like a spare is never followed, nor removed.
+        let target = tempfile::tempdir().expect("temp dir");
+        std::os::unix::fs::symlink(
+            target.path(),
+            root.path().join(format!("{SPARE_PREFIX}link")),
+        )
+        .expect("link");
+
+        assert_eq!(sweep_stale_spares(root.path()), 2);
+        let mut left: Vec<String> = fs::read_dir(root.path())
+            .expect("read")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        left.sort();
+        let mut expected = vec![
+            names[2].clone(),
+            names[3].clone(),
+            names[4].clone(),
+            format!("{SPARE_PREFIX}link"),
+        ];
+        expected.sort();
+        assert_eq!(
+            left, expected,
+            "this process's, a live one's (pid 1), a job's"
+        );
+        assert!(target.path().exists());
+        assert_eq!(sweep_stale_spares(&root.path().join("missing")), 0);
+    }
 
     #[test]
     fn job_directories_and_step_files_are_private_and_created_afresh() {
