@@ -356,6 +356,22 @@ fn private_dir_builder() -> DirBuilder {
 mod tests {
     use super::*;
 
+    /// The entries of `dir` by name, sorted.
+    fn sorted_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .expect("read")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn spares_of_processes_that_are_gone_are_swept_and_the_rest_stays() {
         let root = tempfile::tempdir().expect("temp dir");
@@ -383,17 +399,7 @@ mod tests {
         .expect("link");
 
         assert_eq!(sweep_stale_spares(root.path()), 2);
-        let mut left: Vec<String> = fs::read_dir(root.path())
-            .expect("read")
-            .map(|entry| {
-                entry
-                    .expect("entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-        left.sort();
+        let left = sorted_names(root.path());
         let mut expected = vec![
             names[2].clone(),
             names[3].clone(),
@@ -503,17 +509,7 @@ mod tests {
         std::os::unix::fs::symlink("/", dirs.meta_dir.join("output-1")).expect("symlink");
         let spare = recycle_job_dir(&dirs.job_dir, &jobs).expect("recycled");
         assert!(!dirs.job_dir.exists());
-        let mut names: Vec<String> = fs::read_dir(&spare)
-            .expect("read")
-            .map(|entry| {
-                entry
-                    .expect("entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-        names.sort();
+        let names = sorted_names(&spare);
         assert_eq!(names, ["output-0", "step-0.sh", "workspace"]);
         assert_eq!(fs::read(spare.join("step-0.sh")).expect("read"), b"");
         assert_eq!(fs::read_to_string(&elsewhere).expect("read"), "keep me");
