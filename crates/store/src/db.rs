@@ -93,6 +93,19 @@ pub(crate) enum Fast<T> {
     NotApplied,
 }
 
+impl<T> Fast<T> {
+    /// The result of a fast form that always applies (a one-statement operation): a
+    /// `NotApplied` from one is a bug, reported as corruption rather than a panic.
+    pub(crate) fn always_applied(self) -> Result<T, StoreError> {
+        match self {
+            Fast::Done(result) => result,
+            Fast::NotApplied => Err(StoreError::corrupt(
+                "a one-statement operation reported that it did not apply",
+            )),
+        }
+    }
+}
+
 /// The fast form of an operation: one command doing all of it or nothing, wrapped as `Wrap`
 /// says. An `Err` means the command failed: a transaction it opened may still be open.
 /// `NotApplied` is only allowed with `wrap.commit` when it is the batch's only operation
@@ -411,14 +424,7 @@ impl Db {
         T: Send + 'static,
     {
         let op = repeatable_op(move |conn, data| {
-            Box::pin(async move {
-                match statement(conn, data, Wrap::NONE).await? {
-                    Fast::Done(result) => result,
-                    Fast::NotApplied => Err(StoreError::corrupt(
-                        "a one-statement operation reported that it did not apply",
-                    )),
-                }
-            })
+            Box::pin(async move { statement(conn, data, Wrap::NONE).await?.always_applied() })
         });
         self.repeatable(true, Some(statement), true, data, op).await
     }

@@ -210,6 +210,35 @@ fn executor(dir: &tempfile::TempDir) -> ShellExecutor {
     ShellExecutor::new(config)
 }
 
+/// Runs the worker loop until `results` jobs completed (or 10 s passed), then stops claiming
+/// and waits for the loop to end.
+async fn run_worker_until_results(
+    fake: &Arc<Fake>,
+    dir: &tempfile::TempDir,
+    config: WorkerConfig,
+    results: usize,
+) {
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(run_worker(
+        Arc::clone(fake),
+        Arc::new(executor(dir)),
+        config,
+        stop.clone(),
+        CancellationToken::new(),
+    ));
+    for _ in 0..1000 {
+        if fake.state().results.len() >= results {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("the worker stops")
+        .expect("no panic");
+}
+
 /// (step run id, status) of each report, in the order the fake received them.
 fn statuses(reports: &[StepReport]) -> Vec<(&str, &str)> {
     reports
@@ -523,25 +552,7 @@ async fn a_slot_claims_its_next_job_with_the_completion_of_the_last() {
     let fake = Fake::with_job(job(&["echo three"]));
     fake.state().queue.push(job(&["echo two"]));
     fake.state().queue.push(job(&["echo one"]));
-    let stop = CancellationToken::new();
-    let worker = tokio::spawn(run_worker(
-        Arc::clone(&fake),
-        Arc::new(executor(&dir)),
-        config(),
-        stop.clone(),
-        CancellationToken::new(),
-    ));
-    for _ in 0..1000 {
-        if fake.state().results.len() == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), worker)
-        .await
-        .expect("the worker stops")
-        .expect("no panic");
+    run_worker_until_results(&fake, &dir, config(), 3).await;
     let state = fake.state();
     assert_eq!(state.results.len(), 3);
     // The first job by a claim of its own, the others with the completion before them.
@@ -553,27 +564,10 @@ async fn the_worker_loop_runs_queued_jobs_and_stops_claiming_on_request() {
     let dir = tempfile::tempdir().expect("temp dir");
     let fake = Fake::with_job(job(&["echo one"]));
     fake.state().queue.push(job(&["echo two"]));
-    let stop = CancellationToken::new();
-    let worker = tokio::spawn(run_worker(
-        Arc::clone(&fake),
-        Arc::new(executor(&dir)),
-        WorkerConfig {
-            slots: 2,
-            ..config()
-        },
-        stop.clone(),
-        CancellationToken::new(),
-    ));
-    for _ in 0..500 {
-        if fake.state().results.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), worker)
-        .await
-        .expect("the worker stops")
-        .expect("no panic");
+    let config = WorkerConfig {
+        slots: 2,
+        ..config()
+    };
+    run_worker_until_results(&fake, &dir, config, 2).await;
     assert_eq!(fake.state().results.len(), 2);
 }

@@ -484,12 +484,9 @@ pub(crate) async fn complete_with_steps(
             Err(err) => return Err(err),
         }
     }
-    match complete(conn, backend, token, outcome, now, Wrap::NONE).await? {
-        Fast::Done(result) => result,
-        Fast::NotApplied => Err(StoreError::corrupt(
-            "a one-statement completion reported that it did not apply",
-        )),
-    }
+    complete(conn, backend, token, outcome, now, Wrap::NONE)
+        .await?
+        .always_applied()
 }
 
 /// [`complete_with_steps`], then the claim of the worker's next job (see
@@ -504,12 +501,10 @@ pub(crate) async fn complete_and_claim(
     next_token: &LeaseToken,
 ) -> Result<(super::FinishedJob, Option<Lease>), StoreError> {
     let finished = complete_with_steps(conn, backend, token, steps, outcome, next.now).await?;
-    match claim(conn, backend, next, next_token, Wrap::NONE).await? {
-        Fast::Done(lease) => Ok((finished, lease?)),
-        Fast::NotApplied => Err(StoreError::corrupt(
-            "a one-statement claim reported that it did not apply",
-        )),
-    }
+    let lease = claim(conn, backend, next, next_token, Wrap::NONE)
+        .await?
+        .always_applied()?;
+    Ok((finished, lease))
 }
 
 /// Not leased (any more): a replay of this very completion, or a stale token.
