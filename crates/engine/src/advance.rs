@@ -158,6 +158,18 @@ async fn step(
         now,
     );
     progress.enqueue = enqueue;
+    // A job queued now gets its row from the enqueue (QUEUED, its times and message cleared):
+    // the diff's update of the same row to the same values would be a second write.
+    progress.jobs.retain(|job| {
+        !(job.status == JobStatus::Queued
+            && job.message.is_none()
+            && job.start_time.is_none()
+            && job.end_time.is_none()
+            && progress
+                .enqueue
+                .iter()
+                .any(|queued| queued.job_run_id == job.id))
+    });
     let enqueued = progress.enqueue.len();
     if !model::is_empty(&progress) {
         inner.store.save_progress(progress).await?;

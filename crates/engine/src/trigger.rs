@@ -248,7 +248,7 @@ pub(crate) async fn trigger(
     let builder: runnel_store::ParameterBuilder = Box::new(move |allocation| {
         let info = RunContextInfo {
             run_number: u64::try_from(allocation.run_number).unwrap_or(0),
-            ..info_template
+            ..info_template.clone()
         };
         let predefined = predefined_parameters(&info);
         let resolved = resolve(&ResolveInput {

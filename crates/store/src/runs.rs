@@ -122,9 +122,10 @@ pub struct RunParameter {
 /// Builds the run's parameter snapshot once the run number and auto-increment values are
 /// known, inside the run's transaction (so `PIPELINE_NUMBER` and auto-increment values are
 /// the committed ones). An `Err(message)` aborts the creation: nothing is stored, no number
-/// is used (`StoreError::Invalid(message)`).
+/// is used (`StoreError::Invalid(message)`). It may be called more than once (the transaction
+/// is run again when a write batched with it fails); only the last call's rows are committed.
 pub type ParameterBuilder =
-    Box<dyn FnOnce(&RunAllocation) -> Result<Vec<RunParameter>, String> + Send>;
+    Box<dyn Fn(&RunAllocation) -> Result<Vec<RunParameter>, String> + Send + Sync>;
 
 /// The answer to `create_run`.
 #[derive(Debug, Clone, PartialEq)]

@@ -128,9 +128,13 @@ pub(crate) fn recycle_job_dir(job_dir: &Path, root: &Path) -> io::Result<PathBuf
                 .write(true)
                 .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
                 .open(&path)?;
-            // A hard link to a file elsewhere is unlinked, never truncated.
-            if file.metadata()?.nlink() == 1 {
-                file.set_len(0)?;
+            // A hard link to a file elsewhere is unlinked, never truncated. An empty file is
+            // left as it is (a truncation still updates its times, a journaled inode write).
+            let metadata = file.metadata()?;
+            if metadata.nlink() == 1 {
+                if metadata.len() > 0 {
+                    file.set_len(0)?;
+                }
             } else {
                 drop(file);
                 fs::remove_file(&path)?;

@@ -6,10 +6,12 @@ use std::fs::File;
 use std::io::{self, Read as _};
 
 use nix::time::{ClockId, clock_gettime};
-use nix::unistd::{SysconfVar, getpid, sysconf};
+use nix::unistd::{SysconfVar, getpgrp, getpid, sysconf};
 
 /// Pid numbers below this are never reused once pids wrap around (the kernel's `RESERVED_PIDS`).
 const RESERVED_PIDS: u64 = 300;
+/// The widest pid window probed pid by pid rather than checked against a listing of `/proc`.
+const MAX_PROBED_PIDS: usize = 2048;
 /// Pid numbers a live task may hold: its own, its process group's and its session's.
 const PIDS_PER_TASK: u64 = 3;
 
@@ -58,6 +60,8 @@ pub(crate) struct ProcessInfo {
 struct PidWindow {
     first: i32,
     last: i32,
+    /// Pids are below this (`/proc/sys/kernel/pid_max`).
+    pid_max: i32,
 }
 
 /// The fields of `/proc/<pid>/stat` the scan needs.
@@ -137,7 +141,23 @@ impl PidWindow {
         (forked.saturating_add(taken) < turn).then_some(PidWindow {
             first: first.pid,
             last,
+            pid_max: i32::try_from(pid_max).ok()?,
         })
+    }
+
+    /// The pids of the window, in order, if there are at most `limit` of them.
+    fn pids(&self, limit: usize) -> Option<Vec<i32>> {
+        let reserved = i32::try_from(RESERVED_PIDS).unwrap_or(i32::MAX);
+        let ranges = if self.first <= self.last {
+            [self.first..self.last.saturating_add(1), 0..0]
+        } else {
+            [
+                self.first..self.pid_max,
+                reserved..self.last.saturating_add(1),
+            ]
+        };
+        let count: usize = ranges.iter().map(ExactSizeIterator::len).sum();
+        (count <= limit).then(|| ranges.into_iter().flatten().collect())
     }
 
     fn contains(&self, pid: i32) -> bool {
@@ -178,22 +198,36 @@ impl PidWindow {
 /// cannot be ours). Only processes that pass these checks have their environment read.
 pub(crate) fn scan(cookie_entry: &[u8], from: ScanFrom) -> Vec<ProcessInfo> {
     let own_pid = getpid().as_raw();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut pids: Vec<i32> = entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-        .filter(|pid| *pid > 1 && *pid != own_pid)
-        .collect();
+    let own_group = getpgrp().as_raw();
     let mut reader = ProcReader::default();
-    // Bounded after the listing: every listed pid allocated since the first process is in it.
-    if let Some(window) = from
+    let window = from
         .first
-        .and_then(|first| PidWindow::read(first, &mut reader))
-    {
-        pids.retain(|pid| window.contains(*pid));
-    }
+        .and_then(|first| PidWindow::read(first, &mut reader));
+    // A narrow window is probed pid by pid: listing `/proc` makes the kernel look up every
+    // process of the host, which costs more than a failed open per unused pid. Either way the
+    // scan sees every process that existed when the window was read.
+    let mut pids = match window.and_then(|window| window.pids(MAX_PROBED_PIDS)) {
+        Some(pids) => pids,
+        None => {
+            let Ok(entries) = std::fs::read_dir("/proc") else {
+                return Vec::new();
+            };
+            let mut listed: Vec<i32> = entries
+                .flatten()
+                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                .collect();
+            // Read again after the listing: every listed pid allocated since the first
+            // process is in that window.
+            if let Some(window) = from
+                .first
+                .and_then(|first| PidWindow::read(first, &mut reader))
+            {
+                listed.retain(|pid| window.contains(*pid));
+            }
+            listed
+        }
+    };
+    pids.retain(|pid| *pid > 1 && *pid != own_pid);
     let mut processes = Vec::new();
     for pid in pids {
         let Some(stat) = reader
@@ -203,8 +237,10 @@ pub(crate) fn scan(cookie_entry: &[u8], from: ScanFrom) -> Vec<ProcessInfo> {
         else {
             continue;
         };
-        // Kernel threads (children of kthreadd, pid 2) have no environment and are never ours.
-        if stat.started < from.since || stat.parent == 2 {
+        // Kernel threads (children of kthreadd, pid 2) have no environment and are never ours;
+        // nor is anything in this process's own group (its threads too, which a probed window
+        // holds: step processes run in groups of their own).
+        if stat.started < from.since || stat.parent == 2 || stat.group == own_group {
             continue;
         }
         let (has_cookie, is_unknown) = match reader.read_process(pid, "environ", StopAt::End) {
@@ -389,6 +425,11 @@ mod tests {
         let wrapped = PidWindow::since(first(32760, 50, 100), 70, 310, 32768).expect("bounded");
         assert!(wrapped.contains(32767) && wrapped.contains(300) && wrapped.contains(310));
         assert!(!wrapped.contains(311) && !wrapped.contains(32759));
+
+        assert_eq!(window.pids(10), Some((1000..=1009).collect::<Vec<_>>()));
+        assert_eq!(window.pids(9), None, "wider than the limit: listed instead");
+        let expected: Vec<i32> = (32760..32768).chain(300..=310).collect();
+        assert_eq!(wrapped.pids(100), Some(expected));
 
         // Enough forks (or taken numbers) for a full turn: no window, every pid is a candidate.
         assert_eq!(

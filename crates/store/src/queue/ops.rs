@@ -579,7 +579,8 @@ async fn finish_job(
 async fn reset_steps(conn: &mut AnyConnection, job_run_id: &str) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE step_runs SET status = 'INIT', message = NULL, exit_code = NULL, start_time = NULL, \
-         end_time = NULL WHERE job_run_id = $1",
+         end_time = NULL WHERE job_run_id = $1 AND (status <> 'INIT' OR message IS NOT NULL \
+         OR exit_code IS NOT NULL OR start_time IS NOT NULL OR end_time IS NOT NULL)",
     )
     .bind(job_run_id)
     .execute(&mut *conn)

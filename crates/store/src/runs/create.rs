@@ -13,6 +13,13 @@ use sqlx::AnyConnection;
 /// first; the caller then answers with that run.
 const KEY_TAKEN: &str = "idempotency key already used";
 
+/// Everything one creation writes, kept whole so its transaction can run again.
+struct Creation {
+    secrets: SecretBox,
+    run: NewRun,
+    parameters: ParameterBuilder,
+}
+
 enum Outcome {
     Created(Box<RunRecord>),
     Replay(String),
@@ -24,11 +31,22 @@ pub(super) async fn create_run(
     parameters: ParameterBuilder,
 ) -> Result<CreatedRun, StoreError> {
     let key = run.idempotency.clone();
-    let secrets = store.secrets().clone();
+    let creation = Creation {
+        secrets: store.secrets().clone(),
+        run,
+        parameters,
+    };
+    // Repeatable: batched without a savepoint; run again from the start when a write batched
+    // before it fails (the run number it takes is then taken again, in the new transaction).
     let result = store
         .db()
-        .write(move |conn| {
-            Box::pin(async move { insert_run(conn, &secrets, run, parameters).await })
+        .write_repeatable(false, creation, |conn, creation| {
+            Box::pin(insert_run(
+                conn,
+                &creation.secrets,
+                &creation.run,
+                &creation.parameters,
+            ))
         })
         .await;
     let replay_of = match result {
@@ -61,8 +79,8 @@ pub(super) async fn create_run(
 async fn insert_run(
     conn: &mut AnyConnection,
     secrets: &SecretBox,
-    run: NewRun,
-    parameters: ParameterBuilder,
+    run: &NewRun,
+    parameters: &ParameterBuilder,
 ) -> Result<Outcome, StoreError> {
     if let Some(key) = &run.idempotency {
         let existing =
@@ -244,18 +262,18 @@ async fn insert_run(
         }
     }
     Ok(Outcome::Created(Box::new(RunRecord {
-        id: run.id,
-        pipeline_id: run.pipeline_id,
+        id: run.id.clone(),
+        pipeline_id: run.pipeline_id.clone(),
         pipeline_version,
         run_number,
         status: run.status,
-        trigger_type: run.trigger_type,
-        executor_id: run.executor_id,
-        executor_name: run.executor_name,
-        description: run.description,
-        build_params: run.build_params,
-        sources: run.sources,
-        selection: run.selection,
+        trigger_type: run.trigger_type.clone(),
+        executor_id: run.executor_id.clone(),
+        executor_name: run.executor_name.clone(),
+        description: run.description.clone(),
+        build_params: run.build_params.clone(),
+        sources: run.sources.clone(),
+        selection: run.selection.clone(),
         start_time: run.now,
         end_time: None,
         pause_time: 0,
@@ -361,26 +379,6 @@ pub(super) async fn bump_count(
     .bind(pipeline_id)
     .bind(status)
     .bind(delta)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Moves one run of a pipeline from the counter of status `from` to that of `to` (they differ),
-/// in one statement.
-pub(super) async fn move_count(
-    conn: &mut AnyConnection,
-    pipeline_id: &str,
-    from: &str,
-    to: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO pipeline_run_counts (pipeline_id, status, run_count) VALUES ($1, $2, -1), ($1, $3, 1) \
-         ON CONFLICT (pipeline_id, status) DO UPDATE SET run_count = pipeline_run_counts.run_count + excluded.run_count",
-    )
-    .bind(pipeline_id)
-    .bind(from)
-    .bind(to)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -1,55 +1,33 @@
 //! `save_progress`: one engine step's run/stage/job/step changes and new queue entries in one transaction.
 
 use super::RunProgress;
-use super::create::move_count;
-use crate::config::Backend;
 use crate::error::StoreError;
 use crate::{Store, sql};
 use sqlx::AnyConnection;
 
 pub(super) async fn save_progress(store: &Store, progress: RunProgress) -> Result<i64, StoreError> {
-    let backend = store.backend();
+    // Repeatable: batched without a savepoint (the engine's hottest write after the queue's).
     store
         .db()
-        .write(move |conn| Box::pin(async move { apply(conn, backend, &progress).await }))
+        .write_repeatable(false, progress, move |conn, progress| {
+            Box::pin(apply(conn, progress))
+        })
         .await
 }
 
-async fn apply(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    progress: &RunProgress,
-) -> Result<i64, StoreError> {
-    let query = match backend {
-        Backend::Sqlite => {
-            sqlx::query("SELECT pipeline_id, status, state_version FROM runs WHERE id = $1")
-        }
-        Backend::Postgres => sqlx::query(
-            "SELECT pipeline_id, status, state_version FROM runs WHERE id = $1 FOR UPDATE",
-        ),
-    };
-    let row = query
-        .bind(&progress.run_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let stored_version = sql::int(&row, "state_version")?;
-    if stored_version != progress.expected_version {
-        return Err(StoreError::Conflict(format!(
-            "the run changed meanwhile (version {stored_version}, expected {})",
-            progress.expected_version
-        )));
-    }
-    let pipeline_id = sql::text(&row, "pipeline_id")?;
-    let old_status = sql::text(&row, "status")?;
+async fn apply(conn: &mut AnyConnection, progress: &RunProgress) -> Result<i64, StoreError> {
     let now = sql::millis(progress.now);
-    let new_version = stored_version + 1;
-    match &progress.run {
+    let new_version = progress.expected_version + 1;
+    // The version check rides on the run's own update (no read first); the run counters move
+    // before it, reading the status they move from in the same statement, and only for the
+    // version the engine read — a lost race rolls both back.
+    let updated = match &progress.run {
         Some(update) => {
+            move_count_from_stored(conn, &progress.run_id, progress.expected_version, update.status.as_str()).await?;
             sqlx::query(
                 "UPDATE runs SET status = $2, start_time = COALESCE($3, start_time), end_time = $4, \
                  pause_time = $5, paused_since = $6, is_cancel_requested = $7, updated_at = $8, \
-                 state_version = $9 WHERE id = $1",
+                 state_version = $9 WHERE id = $1 AND state_version = $10",
             )
             .bind(&progress.run_id)
             .bind(update.status.as_str())
@@ -60,20 +38,24 @@ async fn apply(
             .bind(sql::flag_value(update.is_cancel_requested))
             .bind(now)
             .bind(new_version)
+            .bind(progress.expected_version)
             .execute(&mut *conn)
-            .await?;
-            if update.status.as_str() != old_status {
-                move_count(conn, &pipeline_id, &old_status, update.status.as_str()).await?;
-            }
+            .await?
         }
         None => {
-            sqlx::query("UPDATE runs SET updated_at = $2, state_version = $3 WHERE id = $1")
-                .bind(&progress.run_id)
-                .bind(now)
-                .bind(new_version)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "UPDATE runs SET updated_at = $2, state_version = $3 WHERE id = $1 AND state_version = $4",
+            )
+            .bind(&progress.run_id)
+            .bind(now)
+            .bind(new_version)
+            .bind(progress.expected_version)
+            .execute(&mut *conn)
+            .await?
         }
+    };
+    if updated.rows_affected() == 0 {
+        return Err(lost_race(conn, progress).await);
     }
     for stage in &progress.stages {
         let done = sqlx::query(
@@ -139,4 +121,47 @@ async fn apply(
         crate::queue::enqueue_in_run(conn, job, progress.now, Some(&progress.run_id)).await?;
     }
     Ok(new_version)
+}
+
+/// Moves the run from the counter of its stored status to that of `to`, if the run is still at
+/// `version` and its status differs; one statement that changes nothing otherwise.
+async fn move_count_from_stored(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    version: i64,
+    to: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO pipeline_run_counts (pipeline_id, status, run_count) \
+         SELECT pipeline_id, status, -1 FROM runs WHERE id = $1 AND state_version = $2 AND status <> $3 \
+         UNION ALL \
+         SELECT pipeline_id, $3, 1 FROM runs WHERE id = $1 AND state_version = $2 AND status <> $3 \
+         ON CONFLICT (pipeline_id, status) DO UPDATE SET run_count = pipeline_run_counts.run_count + excluded.run_count",
+    )
+    .bind(run_id)
+    .bind(version)
+    .bind(to)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Why the version-checked update of the run changed nothing: no such run, or another writer
+/// advanced it since the engine read it.
+async fn lost_race(conn: &mut AnyConnection, progress: &RunProgress) -> StoreError {
+    match sqlx::query("SELECT state_version FROM runs WHERE id = $1")
+        .bind(&progress.run_id)
+        .fetch_optional(&mut *conn)
+        .await
+    {
+        Ok(None) => StoreError::NotFound,
+        Ok(Some(row)) => match sql::int(&row, "state_version") {
+            Ok(stored) => StoreError::Conflict(format!(
+                "the run changed meanwhile (version {stored}, expected {})",
+                progress.expected_version
+            )),
+            Err(err) => err,
+        },
+        Err(err) => err.into(),
+    }
 }

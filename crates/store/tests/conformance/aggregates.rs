@@ -336,6 +336,14 @@ conformance! {
         };
         assert_eq!(store.save_progress(good.clone()).await.unwrap(), 1);
         assert!(matches!(store.save_progress(good).await, Err(StoreError::Conflict(_))), "a stale version is refused");
+        // A stale step that would end the run moves no run counter either.
+        let stale_end = RunProgress {
+            run_id: created.run.id.clone(), expected_version: 0, now: at(2),
+            run: Some(RunUpdate { status: RunStatus::Completed, start_time: None, end_time: Some(at(2)), pause_time: 0, paused_since: None, is_cancel_requested: false }),
+            ..Default::default()
+        };
+        assert!(matches!(store.save_progress(stale_end).await, Err(StoreError::Conflict(_))));
+        assert_eq!(store.count_runs(&pipeline.id, &[RunStatus::Completed]).await.unwrap(), 0);
         let detail = store.run_detail(&created.run.id).await.unwrap().unwrap();
         assert_eq!(detail.run.status, RunStatus::Running);
         assert_eq!(detail.stages[0].jobs.iter().find(|job| job.id == jobs[0]).unwrap().status, JobStatus::Queued);
