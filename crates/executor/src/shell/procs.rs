@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
-use nix::unistd::{Pid, getpgrp, getpid};
+use nix::unistd::{Pid, getpid};
 use tokio::process::Child;
 use tokio::time::Instant;
 
@@ -261,11 +261,8 @@ async fn find(job: &JobProcesses, trusted_groups: &mut HashSet<i32>) -> Found {
         let scanned = tokio::task::spawn_blocking(move || scan(&cookie_entry, from))
             .await
             .unwrap_or_default();
-        let own_group = getpgrp().as_raw();
-        found.unknown = scanned
-            .iter()
-            .filter(|process| process.is_unknown && process.group != own_group)
-            .count();
+        // The scan leaves out this process's own group.
+        found.unknown = scanned.iter().filter(|process| process.is_unknown).count();
         found
             .targets
             .extend(select_targets(job, trusted_groups, scanned));
@@ -287,10 +284,8 @@ fn select_targets(
             trusted_groups.insert(process.group);
         }
     }
-    let own_group = getpgrp().as_raw();
     scanned
         .into_iter()
-        .filter(|process| process.group != own_group)
         .filter(|process| process.has_cookie || trusted_groups.contains(&process.group))
         .map(|process| process.pid)
         .collect()

@@ -193,8 +193,8 @@ impl PidWindow {
     }
 }
 
-/// Reads the processes in `/proc` that `from` says may be the job's, skipping this process,
-/// pid 1, zombies, and processes whose files cannot be read (other users' processes: those
+/// Reads the processes in `/proc` that `from` says may be the job's, skipping this process
+/// and its process group, pid 1, zombies, and processes whose files cannot be read (other users' processes: those
 /// cannot be ours). Only processes that pass these checks have their environment read.
 pub(crate) fn scan(cookie_entry: &[u8], from: ScanFrom) -> Vec<ProcessInfo> {
     let own_pid = getpid().as_raw();
@@ -216,10 +216,10 @@ pub(crate) fn scan(cookie_entry: &[u8], from: ScanFrom) -> Vec<ProcessInfo> {
                 .flatten()
                 .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
                 .collect();
-            // Read again after the listing: every listed pid allocated since the first
-            // process is in that window.
-            if let Some(window) = from
-                .first
+            // A window too wide to probe is read again after the listing: every listed pid
+            // allocated since the first process is in that one.
+            if let Some(window) = window
+                .and(from.first)
                 .and_then(|first| PidWindow::read(first, &mut reader))
             {
                 listed.retain(|pid| window.contains(*pid));
