@@ -2,6 +2,7 @@
 //! locally, without a server; the client commands (`login`, `pipeline`, `run`, `logs`,
 //! `template`, `admin`, …) talk to a server through its HTTP API.
 
+mod allocator;
 mod bench;
 mod client;
 mod exec;
@@ -72,6 +73,7 @@ struct ServeArgs {
 }
 
 fn main() -> ExitCode {
+    allocator::tune();
     let cli = Cli::parse();
     let result = match cli.command {
         // The server sets up its own logging from its settings.

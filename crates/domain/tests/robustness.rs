@@ -15,13 +15,13 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-/// What every hostile document must stay under.
-const TIME_LIMIT: Duration = Duration::from_secs(2);
-/// Documents with 100 000 steps are refused by counting right after parsing, before they are
-/// read any further; what remains is the YAML parser itself, which needs up to ~1.5 s for two
-/// megabytes of YAML in a debug build (a release build refuses them well under a second — see
-/// the `runnel lint` figures in the issue notes). CI gets headroom for a loaded machine.
-const HUGE_STEP_COUNT_TIME_LIMIT: Duration = Duration::from_secs(4);
+/// A guard against blow-ups, not a performance figure: a hostile document that made the
+/// compiler do exponential or quadratic work (alias expansion, re-scanning a 14 MB script per
+/// reference) would take hours, while a linear pass takes well under a second in a debug
+/// build. The limit is far above anything a loaded CI machine needs, so it fails only on a
+/// real blow-up; the measured time is printed with each case (performance figures come from
+/// `runnel lint` and the benchmark commands, never from test timings).
+const TIME_LIMIT: Duration = Duration::from_secs(60);
 
 #[test]
 fn a_hundred_thousand_steps_in_one_job_are_refused_quickly() {
@@ -38,24 +38,14 @@ fn a_hundred_thousand_steps_in_one_job_are_refused_quickly() {
         .unwrap();
     }
     json.push_str("]}]}]}");
-    let diagnostics = refused_within(
-        "100 000 steps, one job (JSON)",
-        &json,
-        Format::Json,
-        HUGE_STEP_COUNT_TIME_LIMIT,
-    );
+    let diagnostics = refused_in_time("100 000 steps, one job (JSON)", &json, Format::Json);
     assert_has_code(&diagnostics, DiagnosticCode::TooLarge);
 
     let mut yaml = String::from("jobs:\n  - name: everything\n    steps:\n");
     for index in 0..100_000 {
         writeln!(yaml, "      - echo {index}").unwrap();
     }
-    let diagnostics = refused_within(
-        "100 000 steps, one job (YAML)",
-        &yaml,
-        Format::Yaml,
-        HUGE_STEP_COUNT_TIME_LIMIT,
-    );
+    let diagnostics = refused_in_time("100 000 steps, one job (YAML)", &yaml, Format::Yaml);
     assert_has_code(&diagnostics, DiagnosticCode::TooLarge);
 }
 
@@ -67,12 +57,7 @@ fn a_hundred_thousand_steps_spread_over_many_jobs_are_refused_quickly() {
         .map(|job| json!({"name": format!("job {job}"), "steps": vec![step.clone(); 200]}))
         .collect();
     let json = json!({"stages": [{"name": "wide", "jobs": jobs}]}).to_string();
-    let diagnostics = refused_within(
-        "100 000 steps, 500 jobs (JSON)",
-        &json,
-        Format::Json,
-        HUGE_STEP_COUNT_TIME_LIMIT,
-    );
+    let diagnostics = refused_in_time("100 000 steps, 500 jobs (JSON)", &json, Format::Json);
     assert_has_code(&diagnostics, DiagnosticCode::TooLarge);
 
     let mut yaml = String::from("jobs:\n");
@@ -82,12 +67,7 @@ fn a_hundred_thousand_steps_spread_over_many_jobs_are_refused_quickly() {
             yaml.push_str("      - run: 'true'\n");
         }
     }
-    let diagnostics = refused_within(
-        "100 000 steps, 500 jobs (YAML)",
-        &yaml,
-        Format::Yaml,
-        HUGE_STEP_COUNT_TIME_LIMIT,
-    );
+    let diagnostics = refused_in_time("100 000 steps, 500 jobs (YAML)", &yaml, Format::Yaml);
     assert_has_code(&diagnostics, DiagnosticCode::TooLarge);
 }
 
@@ -365,10 +345,7 @@ proptest! {
 
 /// Compiles `text`, prints how long it took, and checks it was refused within [`TIME_LIMIT`].
 fn refused_in_time(label: &str, text: &str, format: Format) -> Vec<Diagnostic> {
-    refused_within(label, text, format, TIME_LIMIT)
-}
-
-fn refused_within(label: &str, text: &str, format: Format, limit: Duration) -> Vec<Diagnostic> {
+    let limit = TIME_LIMIT;
     let started = Instant::now();
     let result = compile_text(text, format);
     let elapsed = started.elapsed();

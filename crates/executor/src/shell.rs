@@ -288,25 +288,22 @@ impl Executor for ShellExecutor {
     type Workspace = ShellWorkspace;
 
     async fn prepare(&self, job: &JobTask) -> Result<ShellWorkspace, ExecError> {
-        let root = self.config.workspace_root.clone();
+        let root = &self.config.workspace_root;
         let base = directory_name(&job.job_key);
-        let spare = self.spares.take();
-        let dirs = tokio::task::spawn_blocking(move || {
-            if let Some(spare) = spare {
-                match files::adopt_job_dir(&spare, &root, &base) {
-                    Ok(dirs) => return Ok(dirs),
-                    Err(err) => {
-                        tracing::debug!(dir = %spare.display(), error = %err, "cannot reuse a recycled job directory");
-                        let _ = files::remove_tree(&spare);
-                    }
-                }
-            }
-            files::create_job_dirs(&root, &base)
-        })
-            .await
-            .map_err(|err| {
-                ExecError::Backend(format!("workspace creation task failed: {err}"))
-            })??;
+        // A rename of a recycled directory, or three `mkdir`s: done inline, as a hand-off to
+        // the blocking pool and back costs more. (A spare is empty: removing one is cheap too.)
+        let adopted = self.spares.take().and_then(|spare| {
+            files::adopt_job_dir(&spare, root, &base)
+                .inspect_err(|err| {
+                    tracing::debug!(dir = %spare.display(), error = %err, "cannot reuse a recycled job directory");
+                    let _ = files::remove_tree(&spare);
+                })
+                .ok()
+        });
+        let dirs = match adopted {
+            Some(dirs) => dirs,
+            None => files::create_job_dirs(root, &base)?,
+        };
         let cookie = uuid::Uuid::new_v4().to_string();
         let cookie_entry = format!("{JOB_COOKIE_VAR}={cookie}").into_bytes();
         Ok(ShellWorkspace {
@@ -380,8 +377,11 @@ impl Executor for ShellExecutor {
         // not tell apart, gets its directory removed.)
         let recycle_in = (killed == 0 && terminated.is_certain && self.spares.has_room())
             .then(|| self.config.workspace_root.clone());
-        // One hand-off for both: the directory tree, then the (empty) cgroup.
-        let (removed_dir, kept_cgroup) = tokio::task::spawn_blocking(move || {
+        // A job that left its workspace empty (a recycled directory then costs a few renames and
+        // truncations) is cleaned up inline; any other tree may be large, and is removed off the
+        // async workers. One hand-off for both: the directory tree, then the (empty) cgroup.
+        let is_light = recycle_in.is_some() && files::is_empty_dir(&workspace.workspace);
+        let work = move || {
             let removed_dir = job_dir.map_or(Ok(None), |job_dir| {
                 let spare = recycle_in.and_then(|root| {
                     files::recycle_job_dir(&job_dir, &root)
@@ -400,9 +400,14 @@ impl Executor for ShellExecutor {
                 Err(err) => Some((cgroup, err)),
             });
             (removed_dir, kept_cgroup)
-        })
-        .await
-        .map_err(|err| ExecError::Backend(format!("workspace removal task failed: {err}")))?;
+        };
+        let (removed_dir, kept_cgroup) = if is_light {
+            work()
+        } else {
+            tokio::task::spawn_blocking(work).await.map_err(|err| {
+                ExecError::Backend(format!("workspace removal task failed: {err}"))
+            })?
+        };
         let removed_dir = removed_dir.map(|spare| {
             if let Some(spare) = spare
                 && let Err(surplus) = self.spares.put(spare)
@@ -450,17 +455,14 @@ impl ShellExecutor {
             _ => false,
         };
         let is_first_outside = !in_cgroup && workspace.processes.begin_scan();
-        let (started, counters, files) = tokio::task::spawn_blocking(move || {
-            files::write_step_files(&files.script_path, &files.script, &files.output_path)?;
-            let counters = if is_first_outside {
-                ForkCounters::read()
-            } else {
-                None
-            };
-            Ok::<_, ExecError>((command.spawn(), counters, files))
-        })
-        .await
-        .map_err(|err| ExecError::Backend(format!("step start task failed: {err}")))??;
+        // Inline, like any `tokio::process` spawn: two small files and a `posix_spawn`.
+        files::write_step_files(&files.script_path, &files.script, &files.output_path)?;
+        let counters = if is_first_outside {
+            ForkCounters::read()
+        } else {
+            None
+        };
+        let started = command.spawn();
         let child = match started {
             Ok(child) => child,
             Err(err) if in_cgroup => {
@@ -591,9 +593,8 @@ async fn capture_optional<R: tokio::io::AsyncRead + Unpin>(
 
 /// Reads and parses the step's `$RUNNEL_OUTPUT`; problems become `System` log lines.
 async fn read_outputs(path: PathBuf, io: &StepIo<'_>) -> Vec<(String, String)> {
-    let read = tokio::task::spawn_blocking(move || files::read_output_file(&path))
-        .await
-        .unwrap_or_else(|err| Err(io::Error::other(err)));
+    // At most 1 MiB from the page cache, read inline.
+    let read = files::read_output_file(&path);
     let content = match read {
         Ok(OutputFile::Content(content)) => content,
         Ok(OutputFile::Missing) => return Vec::new(),

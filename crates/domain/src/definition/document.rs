@@ -208,7 +208,9 @@ mod tests {
         let started = std::time::Instant::now();
         let err = parse_text(&text, Format::Yaml).unwrap_err();
         assert_eq!(err.code, DiagnosticCode::Syntax);
-        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // A guard against expansion, not a performance figure: expanding the aliases would
+        // build 10^12 nodes, refusing them takes microseconds.
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
     }
 
     #[test]

@@ -95,6 +95,11 @@ pub(crate) fn adopt_job_dir(spare: &Path, root: &Path, base: &str) -> io::Result
     }
 }
 
+/// Whether `dir` is a directory with nothing in it (one `getdents`; `false` if unreadable).
+pub(crate) fn is_empty_dir(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+}
+
 /// Makes a finished job's directory ready for another job, instead of removing it: the
 /// workspace emptied, the step files truncated (kept, so that the next job's are rewritten in
 /// place), anything else removed, both directories private again, and the directory renamed
@@ -302,8 +307,8 @@ pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
 }
 
 /// Writes `content` to `path` (mode 0600). A regular file of this user with no other link,
-/// left by an earlier step or by the job that used a recycled job directory, is truncated and
-/// rewritten in place: on some file systems creating an inode costs far more than the write
+/// left by an earlier step or by the job that used a recycled job directory, is overwritten in
+/// place: on some file systems creating an inode costs far more than the write
 /// (ext4 without a journal checks the recently freed ones). Anything else there (a symlink, a
 /// FIFO, a hard link to some other file) is unlinked and the file created afresh, so the write
 /// never lands outside the job directory.
@@ -322,9 +327,14 @@ fn write_file(path: &Path, content: &[u8]) -> io::Result<()> {
             if metadata.mode() & 0o7777 != 0o600 {
                 file.set_permissions(fs::Permissions::from_mode(0o600))?;
             }
-            file.set_len(0)?;
+            // Overwritten from the start, then cut to the new length: a truncation to zero
+            // before the write would make ext4 flush the file at `close` (its `auto_da_alloc`
+            // heuristic for files replaced by truncation), a block allocation per step.
             if !content.is_empty() {
                 file.write_all(content)?;
+            }
+            if metadata.len() != content.len() as u64 {
+                file.set_len(content.len() as u64)?;
             }
             return Ok(());
         }
@@ -478,6 +488,14 @@ mod tests {
             b"",
             "the output file is emptied"
         );
+        // Overwritten from the start and cut to length, whichever is longer.
+        write_step_files(&script, b"second, now longer than before", &output).expect("grown");
+        assert_eq!(
+            fs::read(&script).expect("read"),
+            b"second, now longer than before"
+        );
+        write_step_files(&script, b"", &output).expect("emptied");
+        assert_eq!(fs::read(&script).expect("read"), b"");
 
         // A hard link to a file elsewhere: that file is left alone.
         let elsewhere = root.path().join("elsewhere");

@@ -17,7 +17,7 @@ use tokio::process::Child;
 use tokio::time::Instant;
 
 use super::cgroup::JobCgroup;
-use super::scan::{ForkCounters, ProcessInfo, ScanFrom, has_exited, scan};
+use super::scan::{ForkCounters, ProcessInfo, ScanFrom, has_exited, scan, scan_narrow};
 
 /// How often the grace period checks whether everything has exited.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -241,6 +241,9 @@ impl Found {
     }
 }
 
+/// The most pids a scan probes on an async worker (each a failed `open` or two small reads).
+const INLINE_PROBED_PIDS: usize = 256;
+
 /// The job's living processes. A step group becomes trusted once one of its members shows the
 /// cookie; members of trusted groups are targets even without the cookie.
 async fn find(job: &JobProcesses, trusted_groups: &mut HashSet<i32>) -> Found {
@@ -256,11 +259,17 @@ async fn find(job: &JobProcesses, trusted_groups: &mut HashSet<i32>) -> Found {
         }
     }
     if let Some(from) = job.scan_from {
-        let cookie_entry = job.cookie_entry.clone();
-        // The scan may read many small files: keep it off the async workers. Awaited here.
-        let scanned = tokio::task::spawn_blocking(move || scan(&cookie_entry, from))
-            .await
-            .unwrap_or_default();
+        // A job's few pids are probed inline (a hand-off to the blocking pool and back cost
+        // more than that); a wide scan reads many small files off the async workers.
+        let scanned = match scan_narrow(&job.cookie_entry, from, INLINE_PROBED_PIDS) {
+            Some(scanned) => scanned,
+            None => {
+                let cookie_entry = job.cookie_entry.clone();
+                tokio::task::spawn_blocking(move || scan(&cookie_entry, from))
+                    .await
+                    .unwrap_or_default()
+            }
+        };
         // The scan leaves out this process's own group.
         found.unknown = scanned.iter().filter(|process| process.is_unknown).count();
         found

@@ -197,6 +197,26 @@ impl PidWindow {
 /// and its process group, pid 1, zombies, and processes whose files cannot be read (other users' processes: those
 /// cannot be ours). Only processes that pass these checks have their environment read.
 pub(crate) fn scan(cookie_entry: &[u8], from: ScanFrom) -> Vec<ProcessInfo> {
+    scan_within(cookie_entry, from, MAX_PROBED_PIDS, true).unwrap_or_default()
+}
+
+/// [`scan`] if at most `limit` pids may be the job's (probing them is a few microseconds each,
+/// cheap enough for an async worker); `None`, having read nothing else, if more may be.
+pub(crate) fn scan_narrow(
+    cookie_entry: &[u8],
+    from: ScanFrom,
+    limit: usize,
+) -> Option<Vec<ProcessInfo>> {
+    scan_within(cookie_entry, from, limit, false)
+}
+
+/// Probes the pid window if it holds at most `limit` pids, else lists `/proc` (if `may_list`).
+fn scan_within(
+    cookie_entry: &[u8],
+    from: ScanFrom,
+    limit: usize,
+    may_list: bool,
+) -> Option<Vec<ProcessInfo>> {
     let own_pid = getpid().as_raw();
     let own_group = getpgrp().as_raw();
     let mut reader = ProcReader::default();
@@ -206,11 +226,12 @@ pub(crate) fn scan(cookie_entry: &[u8], from: ScanFrom) -> Vec<ProcessInfo> {
     // A narrow window is probed pid by pid: listing `/proc` makes the kernel look up every
     // process of the host, which costs more than a failed open per unused pid. Either way the
     // scan sees every process that existed when the window was read.
-    let mut pids = match window.and_then(|window| window.pids(MAX_PROBED_PIDS)) {
+    let mut pids = match window.and_then(|window| window.pids(limit)) {
         Some(pids) => pids,
+        None if !may_list => return None,
         None => {
             let Ok(entries) = std::fs::read_dir("/proc") else {
-                return Vec::new();
+                return Some(Vec::new());
             };
             let mut listed: Vec<i32> = entries
                 .flatten()
@@ -259,7 +280,7 @@ pub(crate) fn scan(cookie_entry: &[u8], from: ScanFrom) -> Vec<ProcessInfo> {
             is_unknown,
         });
     }
-    processes
+    Some(processes)
 }
 
 /// Reads `/proc` files into one buffer reused for every file of a scan.
@@ -499,10 +520,24 @@ mod tests {
                 .map(|process| (process.pid, process.has_cookie))
                 .collect::<Vec<_>>()
         });
+        let pids_of = |scanned: Option<Vec<ProcessInfo>>| {
+            scanned.map(|processes| {
+                processes
+                    .iter()
+                    .map(|process| process.pid)
+                    .collect::<Vec<_>>()
+            })
+        };
+        // Without a pid window only a listing of `/proc` can tell: the narrow scan declines.
+        let unbounded = pids_of(scan_narrow(cookie, everything, usize::MAX));
+        let narrow = pids_of(scan_narrow(cookie, by_pid_only, MAX_PROBED_PIDS));
         for mut child in [older, younger] {
             let _ = child.kill();
             let _ = child.wait();
         }
+        assert_eq!(unbounded, None);
+        let narrow = narrow.expect("a window of a few pids is probed");
+        assert!(narrow.contains(&younger_pid) && !narrow.contains(&older_pid));
         let [everything, by_pid_only, by_time, future] = scans;
         assert!(everything.contains(&(older_pid, false)));
         assert!(everything.contains(&(younger_pid, false)));
