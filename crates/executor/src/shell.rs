@@ -377,10 +377,11 @@ impl Executor for ShellExecutor {
         // not tell apart, gets its directory removed.)
         let recycle_in = (killed == 0 && terminated.is_certain && self.spares.has_room())
             .then(|| self.config.workspace_root.clone());
-        // A job that left its workspace empty (a recycled directory then costs a few renames and
-        // truncations) is cleaned up inline; any other tree may be large, and is removed off the
-        // async workers. One hand-off for both: the directory tree, then the (empty) cgroup.
-        let is_light = recycle_in.is_some() && files::is_empty_dir(&workspace.workspace);
+        // A job that left an empty workspace and nothing else but small step files is cleaned
+        // up inline (recycling it is a few truncations and a rename); anything else may be large,
+        // and is removed off the async workers. One hand-off for both: the directory tree, then
+        // the (empty) cgroup.
+        let is_light = recycle_in.is_some() && files::is_light_to_recycle(&workspace.job_dir);
         let work = move || {
             let removed_dir = job_dir.map_or(Ok(None), |job_dir| {
                 let spare = recycle_in.and_then(|root| {
@@ -428,6 +429,9 @@ impl Executor for ShellExecutor {
     }
 }
 
+/// The longest step script written on an async worker (a page-cache copy of a few microseconds).
+const INLINE_SCRIPT_BYTES: usize = 64 * 1024;
+
 /// A step's script and output file, written just before it starts.
 struct StepFiles {
     script_path: PathBuf,
@@ -455,14 +459,26 @@ impl ShellExecutor {
             _ => false,
         };
         let is_first_outside = !in_cgroup && workspace.processes.begin_scan();
-        // Inline, like any `tokio::process` spawn: two small files and a `posix_spawn`.
-        files::write_step_files(&files.script_path, &files.script, &files.output_path)?;
-        let counters = if is_first_outside {
-            ForkCounters::read()
-        } else {
-            None
+        // Inline, like any `tokio::process` spawn: two small files and a `posix_spawn`. Off the
+        // async workers: a long script (they may have megabytes), and a start in a cgroup,
+        // whose `pre_exec` makes the spawn a `fork` that waits for the child to enter the cgroup.
+        let is_inline = !in_cgroup && files.script.len() <= INLINE_SCRIPT_BYTES;
+        let start = move || {
+            files::write_step_files(&files.script_path, &files.script, &files.output_path)?;
+            let counters = if is_first_outside {
+                ForkCounters::read()
+            } else {
+                None
+            };
+            Ok::<_, ExecError>((command.spawn(), counters, files))
         };
-        let started = command.spawn();
+        let (started, counters, files) = if is_inline {
+            start()?
+        } else {
+            tokio::task::spawn_blocking(start)
+                .await
+                .map_err(|err| ExecError::Backend(format!("step start task failed: {err}")))??
+        };
         let child = match started {
             Ok(child) => child,
             Err(err) if in_cgroup => {

@@ -726,6 +726,26 @@ async fn scripts_run_with_errexit_and_pipefail() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_and_short_scripts_alike_run_whole_in_a_reused_job_directory() {
+    // A script over 64 KiB is written off the async workers, a short one inline; in a recycled
+    // job directory each overwrites what the previous job left in its step file.
+    let harness = Harness::new();
+    let executor = harness.executor();
+    let padding = "# padding\n".repeat(20_000);
+    let long = format!("{padding}echo long done");
+    for script in [long.as_str(), "echo short done", long.as_str()] {
+        let ran = run(&executor, job().step(script)).await;
+        assert_eq!(ran.statuses(), [StepStatus::Completed]);
+        let expected = if script.len() > 64 * 1024 {
+            "long done\n"
+        } else {
+            "short done\n"
+        };
+        assert_eq!(ran.stdout(0), expected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disabled_and_unsupported_steps() {
     let harness = Harness::new();
     let builder = job()

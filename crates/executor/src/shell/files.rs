@@ -96,8 +96,44 @@ pub(crate) fn adopt_job_dir(spare: &Path, root: &Path, base: &str) -> io::Result
 }
 
 /// Whether `dir` is a directory with nothing in it (one `getdents`; `false` if unreadable).
-pub(crate) fn is_empty_dir(dir: &Path) -> bool {
+fn is_empty_dir(dir: &Path) -> bool {
     fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+}
+
+/// The most entries, and the largest step file, of a job directory that [`is_light_to_recycle`].
+const LIGHT_ENTRIES: usize = 64;
+const LIGHT_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Whether recycling (or removing) `job_dir` is a few small operations, cheap enough for an
+/// async worker: nothing in it but an empty `workspace` and a few step files, none large. A job
+/// may leave anything there (a tree beside its workspace, a huge `$RUNNEL_OUTPUT`): then no.
+pub(crate) fn is_light_to_recycle(job_dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(job_dir) else {
+        return false;
+    };
+    for (index, entry) in entries.enumerate() {
+        let Ok(entry) = entry else {
+            return false;
+        };
+        let Ok(kind) = entry.file_type() else {
+            return false;
+        };
+        let name = entry.file_name();
+        let is_light = index < LIGHT_ENTRIES
+            && if name == "workspace" && kind.is_dir() {
+                is_empty_dir(&entry.path())
+            } else {
+                kind.is_file()
+                    && is_step_file_name(&name.to_string_lossy())
+                    && entry
+                        .metadata()
+                        .is_ok_and(|metadata| metadata.len() <= LIGHT_FILE_BYTES)
+            };
+        if !is_light {
+            return false;
+        }
+    }
+    true
 }
 
 /// Makes a finished job's directory ready for another job, instead of removing it: the
@@ -333,7 +369,7 @@ fn write_file(path: &Path, content: &[u8]) -> io::Result<()> {
             if !content.is_empty() {
                 file.write_all(content)?;
             }
-            if metadata.len() != content.len() as u64 {
+            if metadata.len() > content.len() as u64 {
                 file.set_len(content.len() as u64)?;
             }
             return Ok(());
@@ -463,6 +499,47 @@ mod tests {
         remove_tree(&dirs.job_dir).expect("removed");
         remove_tree(&dirs.job_dir).expect("removing again is fine");
         assert!(!dirs.job_dir.exists());
+    }
+
+    #[test]
+    fn only_a_job_directory_with_an_empty_workspace_and_small_step_files_is_light() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let dirs = create_job_dirs(&root.path().join("jobs"), "job").expect("created");
+        assert!(is_light_to_recycle(&dirs.job_dir), "fresh");
+        write_step_files(
+            &dirs.meta_dir.join("step-0.sh"),
+            b"true",
+            &dirs.meta_dir.join("output-0"),
+        )
+        .expect("written");
+        assert!(is_light_to_recycle(&dirs.job_dir), "with step files");
+
+        fs::write(dirs.workspace.join("built"), "x").expect("write");
+        assert!(
+            !is_light_to_recycle(&dirs.job_dir),
+            "a workspace with something in it"
+        );
+        fs::remove_file(dirs.workspace.join("built")).expect("remove");
+
+        fs::create_dir(dirs.job_dir.join("beside")).expect("mkdir");
+        assert!(
+            !is_light_to_recycle(&dirs.job_dir),
+            "a tree beside the workspace"
+        );
+        fs::remove_dir(dirs.job_dir.join("beside")).expect("rmdir");
+
+        let output = OpenOptions::new()
+            .write(true)
+            .open(dirs.meta_dir.join("output-0"))
+            .expect("open");
+        output.set_len(LIGHT_FILE_BYTES + 1).expect("grow");
+        assert!(!is_light_to_recycle(&dirs.job_dir), "a large output file");
+        output.set_len(0).expect("shrink");
+        assert!(is_light_to_recycle(&dirs.job_dir), "light again");
+        assert!(
+            !is_light_to_recycle(&root.path().join("missing")),
+            "unreadable"
+        );
     }
 
     #[test]

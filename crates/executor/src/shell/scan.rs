@@ -200,8 +200,11 @@ pub(crate) fn scan(cookie_entry: &[u8], from: ScanFrom) -> Vec<ProcessInfo> {
     scan_within(cookie_entry, from, MAX_PROBED_PIDS, true).unwrap_or_default()
 }
 
-/// [`scan`] if at most `limit` pids may be the job's (probing them is a few microseconds each,
-/// cheap enough for an async worker); `None`, having read nothing else, if more may be.
+/// [`scan`] if at most `limit` pids may be the job's and none of them needs its environment
+/// read: probing `stat` files is a few microseconds each, cheap enough for an async worker,
+/// while reading another process's environment takes its memory lock, which a process stuck
+/// on a hung file system may hold indefinitely. `None` otherwise (the caller runs [`scan`] on
+/// the blocking pool).
 pub(crate) fn scan_narrow(
     cookie_entry: &[u8],
     from: ScanFrom,
@@ -210,12 +213,13 @@ pub(crate) fn scan_narrow(
     scan_within(cookie_entry, from, limit, false)
 }
 
-/// Probes the pid window if it holds at most `limit` pids, else lists `/proc` (if `may_list`).
+/// Probes the pid window if it holds at most `limit` pids, else lists `/proc`; `is_thorough`:
+/// may list `/proc` and read environments, else declines (`None`) where it would.
 fn scan_within(
     cookie_entry: &[u8],
     from: ScanFrom,
     limit: usize,
-    may_list: bool,
+    is_thorough: bool,
 ) -> Option<Vec<ProcessInfo>> {
     let own_pid = getpid().as_raw();
     let own_group = getpgrp().as_raw();
@@ -228,7 +232,7 @@ fn scan_within(
     // scan sees every process that existed when the window was read.
     let mut pids = match window.and_then(|window| window.pids(limit)) {
         Some(pids) => pids,
-        None if !may_list => return None,
+        None if !is_thorough => return None,
         None => {
             let Ok(entries) = std::fs::read_dir("/proc") else {
                 return Some(Vec::new());
@@ -263,6 +267,9 @@ fn scan_within(
         // holds: step processes run in groups of their own).
         if stat.started < from.since || stat.parent == 2 || stat.group == own_group {
             continue;
+        }
+        if !is_thorough {
+            return None;
         }
         let (has_cookie, is_unknown) = match reader.read_process(pid, "environ", StopAt::End) {
             Ok(environ) => (
@@ -520,24 +527,25 @@ mod tests {
                 .map(|process| (process.pid, process.has_cookie))
                 .collect::<Vec<_>>()
         });
-        let pids_of = |scanned: Option<Vec<ProcessInfo>>| {
-            scanned.map(|processes| {
-                processes
-                    .iter()
-                    .map(|process| process.pid)
-                    .collect::<Vec<_>>()
-            })
-        };
-        // Without a pid window only a listing of `/proc` can tell: the narrow scan declines.
-        let unbounded = pids_of(scan_narrow(cookie, everything, usize::MAX));
-        let narrow = pids_of(scan_narrow(cookie, by_pid_only, MAX_PROBED_PIDS));
+        // The narrow scan declines what would need a listing of `/proc` (no pid window), a
+        // window wider than its limit, and a live candidate (its environment must be read);
+        // a window of processes all older than the job it probes inline.
+        let unbounded = scan_narrow(cookie, everything, usize::MAX);
+        let too_wide = scan_narrow(cookie, by_pid_only, 0);
+        let with_candidate = scan_narrow(cookie, by_pid_only, MAX_PROBED_PIDS);
+        let nothing_new = scan_narrow(
+            cookie,
+            future.with_first_process(younger_pid, before),
+            MAX_PROBED_PIDS,
+        );
         for mut child in [older, younger] {
             let _ = child.kill();
             let _ = child.wait();
         }
-        assert_eq!(unbounded, None);
-        let narrow = narrow.expect("a window of a few pids is probed");
-        assert!(narrow.contains(&younger_pid) && !narrow.contains(&older_pid));
+        assert!(unbounded.is_none());
+        assert!(too_wide.is_none());
+        assert!(with_candidate.is_none());
+        assert_eq!(nothing_new.map(|found| found.len()), Some(0));
         let [everything, by_pid_only, by_time, future] = scans;
         assert!(everything.contains(&(older_pid, false)));
         assert!(everything.contains(&(younger_pid, false)));
