@@ -241,7 +241,7 @@ impl Found {
     }
 }
 
-/// The most pids a scan probes on an async worker (each a failed `open` or two small reads).
+/// The most pids a scan probes on an async worker (each a failed `open` or one `stat` read).
 const INLINE_PROBED_PIDS: usize = 256;
 
 /// The job's living processes. A step group becomes trusted once one of its members shows the
@@ -259,8 +259,9 @@ async fn find(job: &JobProcesses, trusted_groups: &mut HashSet<i32>) -> Found {
         }
     }
     if let Some(from) = job.scan_from {
-        // A job's few pids are probed inline (a hand-off to the blocking pool and back cost
-        // more than that); a wide scan reads many small files off the async workers.
+        // A job's few pids are probed inline when none of them is a live candidate (a hand-off
+        // to the blocking pool and back cost more than that); a wide window, or a candidate
+        // whose environment must be read (which can hang), is scanned again off the workers.
         let scanned = match scan_narrow(&job.cookie_entry, from, INLINE_PROBED_PIDS) {
             Some(scanned) => scanned,
             None => {
