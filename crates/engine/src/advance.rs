@@ -10,12 +10,13 @@ use crate::runinfo::RunInfo;
 use crate::{Event, Inner};
 use runnel_domain::Timestamp;
 use runnel_domain::prepare::prepare_job;
-use runnel_domain::scheduler::{Action, advance as schedule};
+use runnel_domain::scheduler::{Action, RunContext, advance as schedule};
 use runnel_domain::spec::{ExecKind, JobIdx, PipelineSpec};
-use runnel_domain::state::RunState;
+use runnel_domain::state::{RunSnapshot, RunState};
 use runnel_domain::status::{JobStatus, RunStatus};
 use runnel_store::{
-    EnqueueJob, RunDetail, RunQuery, RunRecord, RunSortKey, RunStore, SortDir, StoreError,
+    EnqueueJob, RunDetail, RunProgress, RunQuery, RunRecord, RunSortKey, RunStore, SortDir,
+    StoreError,
 };
 use std::collections::BTreeMap;
 
@@ -107,23 +108,108 @@ async fn step(
         admit(inner, &detail, &mut state, now).await?;
     }
 
+    let actions_needed = StepActions::load_if_waiting(inner, &spec, &state, run_id).await?;
+    let planned = plan(
+        inner.config.max_tries,
+        &spec,
+        &mut state,
+        &ids,
+        &before,
+        &info.context,
+        &actions_needed,
+        run_id,
+        detail.run.state_version,
+        now,
+    )?;
+    let saved = Saved {
+        enqueued_jobs: planned.enqueued_jobs,
+        enqueued: planned.progress.enqueue.len(),
+        wake_at: planned.wake_at,
+        was_final: before.status.is_final(),
+    };
+    if !model::is_empty(&planned.progress) {
+        inner.store.save_progress(planned.progress).await?;
+    }
+    Ok(saved.follow_up(inner, &spec, &detail, &state, &ids, &info))
+}
+
+/// An engine step's decisions once they are committed.
+pub(crate) struct Saved {
+    pub(crate) enqueued_jobs: Vec<JobIdx>,
+    pub(crate) enqueued: usize,
+    pub(crate) wake_at: Option<Timestamp>,
+    /// Whether the run was final before the step.
+    pub(crate) was_final: bool,
+}
+
+impl Saved {
+    /// Renders the queued jobs for their claim, forgets a run that ended, and says what the
+    /// event loop must do next.
+    pub(crate) fn follow_up(
+        self,
+        inner: &Inner,
+        spec: &PipelineSpec,
+        detail: &RunDetail,
+        state: &RunState,
+        ids: &RunIds,
+        info: &RunInfo,
+    ) -> Advanced {
+        render_for_claim(inner, spec, detail, state, ids, info, &self.enqueued_jobs);
+        let is_final = state.status().is_final();
+        let pipeline_freed = (is_final && !self.was_final).then(|| detail.run.pipeline_id.clone());
+        if is_final {
+            inner.forget_run(&detail.run.id);
+        }
+        Advanced {
+            pipeline_freed,
+            enqueued: self.enqueued,
+            wake_at: self.wake_at,
+        }
+    }
+}
+
+/// What one engine step decided, ready to save.
+#[derive(Debug)]
+pub(crate) struct Planned {
+    /// The changes and the jobs to queue, for `save_progress`.
+    pub(crate) progress: RunProgress,
+    /// The jobs queued, for their rendering.
+    pub(crate) enqueued_jobs: Vec<JobIdx>,
+    /// When the run must be looked at again even without an event.
+    pub(crate) wake_at: Option<Timestamp>,
+}
+
+/// The pure part of an engine step: lets the scheduler act on the (loaded, admitted) `state`,
+/// drives agentless jobs, and writes down what changed since `before`.
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    max_tries: u32,
+    spec: &PipelineSpec,
+    state: &mut RunState,
+    ids: &RunIds,
+    before: &RunSnapshot,
+    context: &RunContext,
+    actions_needed: &StepActions,
+    run_id: &str,
+    version: i64,
+    now: Timestamp,
+) -> Result<Planned, EngineError> {
     let mut enqueue = Vec::new();
     let mut enqueued_jobs = Vec::new();
     let mut wake_at = None;
-    let actions_needed = StepActions::load_if_waiting(inner, &spec, &state, run_id).await?;
     loop {
-        let actions = schedule(&spec, &mut state, &info.context, now)
+        let actions = schedule(spec, state, context, now)
             .map_err(|err| EngineError::NotAllowed(err.to_string()))?;
         let mut progressed = false;
         for action in &actions {
             if let Action::QueueJob(job) = action {
                 if spec.job(*job).exec == ExecKind::Agentless {
                     state
-                        .start_job(&spec, *job, now)
+                        .start_job(spec, *job, now)
                         .map_err(|err| EngineError::NotAllowed(err.to_string()))?;
                     progressed = true;
                 } else {
-                    enqueue.push(enqueue_job(inner, &spec, &ids, *job));
+                    enqueue.push(enqueue_job(max_tries, spec, ids, *job));
                     enqueued_jobs.push(*job);
                 }
             }
@@ -137,7 +223,7 @@ async fn step(
                 state.job(job).status(),
                 JobStatus::Running | JobStatus::Paused
             ) {
-                let outcome = agentless::drive(&spec, &mut state, &ids, job, &actions_needed, now)?;
+                let outcome = agentless::drive(spec, state, ids, job, actions_needed, now)?;
                 progressed |= outcome.changed;
                 wake_at = earliest(wake_at, outcome.wake_at);
             }
@@ -148,15 +234,7 @@ async fn step(
     }
 
     let after = state.snapshot();
-    let mut progress = model::diff(
-        &spec,
-        &ids,
-        run_id,
-        detail.run.state_version,
-        &before,
-        &after,
-        now,
-    );
+    let mut progress = model::diff(spec, ids, run_id, version, before, &after, now);
     progress.enqueue = enqueue;
     // A job queued now gets its row from the enqueue (QUEUED, its times and message cleared):
     // the diff's update of the same row to the same values would be a second write.
@@ -170,21 +248,48 @@ async fn step(
                 .iter()
                 .any(|queued| queued.job_run_id == job.id))
     });
-    let enqueued = progress.enqueue.len();
-    if !model::is_empty(&progress) {
-        inner.store.save_progress(progress).await?;
-    }
-    render_for_claim(inner, &spec, &detail, &state, &ids, &info, &enqueued_jobs);
-    let pipeline_freed = (state.status().is_final() && !before.status.is_final())
-        .then(|| detail.run.pipeline_id.clone());
-    if state.status().is_final() {
-        inner.forget_run(run_id);
-    }
-    Ok(Advanced {
-        pipeline_freed,
-        enqueued,
+    Ok(Planned {
+        progress,
+        enqueued_jobs,
         wake_at,
     })
+}
+
+/// A new run's first engine step, decided inside its creation's transaction
+/// (`RunStore::create_and_start_run`, see `trigger`): what [`step`] would decide on the rows as
+/// created, for a run that takes no concurrency slot (its admission needs no count). Nothing
+/// waits in a new run, so no step action is read. Returns the plan and the state after it.
+pub(crate) fn first_step(
+    max_tries: u32,
+    spec: &PipelineSpec,
+    detail: &RunDetail,
+    context: &RunContext,
+    now: Timestamp,
+) -> Result<(Planned, RunState, RunIds), EngineError> {
+    let (mut state, ids) = model::load(spec, detail, &BTreeMap::new())?;
+    let before = state.snapshot();
+    if state.status() != RunStatus::Init || state.is_cancel_requested() {
+        return Err(EngineError::NotAllowed(format!(
+            "run {} is not new",
+            detail.run.id
+        )));
+    }
+    state
+        .start(now)
+        .map_err(|err| EngineError::NotAllowed(err.to_string()))?;
+    let planned = plan(
+        max_tries,
+        spec,
+        &mut state,
+        &ids,
+        &before,
+        context,
+        &StepActions::default(),
+        &detail.run.id,
+        detail.run.state_version,
+        now,
+    )?;
+    Ok((planned, state, ids))
 }
 
 /// A run waiting to start takes a concurrency slot if one is free and it is first in line.
@@ -348,7 +453,7 @@ fn render_for_claim(
     }
 }
 
-fn enqueue_job(inner: &Inner, spec: &PipelineSpec, ids: &RunIds, job: JobIdx) -> EnqueueJob {
+fn enqueue_job(max_tries: u32, spec: &PipelineSpec, ids: &RunIds, job: JobIdx) -> EnqueueJob {
     let pool = spec
         .job(job)
         .resource
@@ -365,7 +470,7 @@ fn enqueue_job(inner: &Inner, spec: &PipelineSpec, ids: &RunIds, job: JobIdx) ->
         job_run_id: ids.jobs[job.index()].clone(),
         pool,
         labels: Vec::new(),
-        max_tries: inner.config.max_tries.max(1),
+        max_tries: max_tries.max(1),
     }
 }
 

@@ -309,11 +309,13 @@ impl Inner {
         Ok(info)
     }
 
-    /// Keeps the info of a run just created, so its first engine step need not read it back.
-    pub(crate) fn remember_run_info(&self, run_id: &str, info: RunInfo) {
-        lock(&self.run_infos)
-            .entry(run_id.to_owned())
-            .or_insert_with(|| Arc::new(info));
+    /// Keeps the info of a run just created, so its engine steps need not read it back.
+    pub(crate) fn remember_run_info(&self, run_id: &str, info: RunInfo) -> Arc<RunInfo> {
+        Arc::clone(
+            lock(&self.run_infos)
+                .entry(run_id.to_owned())
+                .or_insert_with(|| Arc::new(info)),
+        )
     }
 
     /// Keeps a run just created, as stored, for its first engine step.

@@ -60,14 +60,14 @@ pub(crate) struct PipelineNames<'a> {
     pub(crate) pipeline_name: &'a str,
 }
 
-/// A run's info from what is known of it: its record, its pipeline and its stored parameter
-/// snapshot (the trigger has all three in hand; an engine step reads them).
-pub(crate) async fn build(
-    inner: &Inner,
+/// The part of a run's info that needs no reads: its parameters, its expression contexts and
+/// its code sources (the first engine step, inside the run's creation, needs only the first two).
+pub(crate) fn contexts(
     run: &RunRecord,
     pipeline: &PipelineNames<'_>,
     parameters: Vec<RunParameter>,
-) -> Result<RunInfo, EngineError> {
+    utc_offset_minutes: i32,
+) -> (ResolvedParameters, RunContext, Vec<CodeSource>) {
     let parameters = ResolvedParameters::from_parameters(parameters.into_iter().map(|parameter| {
         let origin = match parameter.origin.as_str() {
             "predefined" => ParameterOrigin::Predefined,
@@ -93,6 +93,43 @@ pub(crate) async fn build(
             }
         }
     }
+    let source_infos: Vec<_> = code_sources.iter().map(CodeSource::info).collect();
+    let info = RunContextInfo {
+        project_id: pipeline.project_id.to_owned(),
+        pipeline_id: pipeline.pipeline_id.to_owned(),
+        pipeline_name: pipeline.pipeline_name.to_owned(),
+        run_number: u64::try_from(run.run_number).unwrap_or(0),
+        run_id: run.id.clone(),
+        trigger_type: run.trigger_type.clone(),
+        started_at: run.start_time,
+        utc_offset_minutes,
+        execute_user: run.executor_name.clone(),
+        merge_id: source_infos
+            .first()
+            .map(|source| source.merge_id.clone())
+            .unwrap_or_default(),
+        sources: source_infos,
+        webhook_payload: None,
+        run_link: String::new(),
+    };
+    let context = RunContext {
+        pipeline: pipeline_context(&info),
+        sources: sources_context(&info),
+        env: parameters.env_context(),
+    };
+    (parameters, context, code_sources)
+}
+
+/// A run's info from what is known of it: its record, its pipeline and its stored parameter
+/// snapshot (the trigger has all three in hand; an engine step reads them).
+pub(crate) async fn build(
+    inner: &Inner,
+    run: &RunRecord,
+    pipeline: &PipelineNames<'_>,
+    parameters: Vec<RunParameter>,
+) -> Result<RunInfo, EngineError> {
+    let (parameters, context, code_sources) =
+        contexts(run, pipeline, parameters, inner.config.utc_offset_minutes);
     let mut checkouts: Vec<Checkout> = Vec::new();
     for source in &code_sources {
         let Some(key) = source_key(&source.info()) else {
@@ -121,30 +158,6 @@ pub(crate) async fn build(
             credential,
         });
     }
-    let source_infos: Vec<_> = code_sources.iter().map(CodeSource::info).collect();
-    let info = RunContextInfo {
-        project_id: pipeline.project_id.to_owned(),
-        pipeline_id: pipeline.pipeline_id.to_owned(),
-        pipeline_name: pipeline.pipeline_name.to_owned(),
-        run_number: u64::try_from(run.run_number).unwrap_or(0),
-        run_id: run.id.clone(),
-        trigger_type: run.trigger_type.clone(),
-        started_at: run.start_time,
-        utc_offset_minutes: inner.config.utc_offset_minutes,
-        execute_user: run.executor_name.clone(),
-        merge_id: source_infos
-            .first()
-            .map(|source| source.merge_id.clone())
-            .unwrap_or_default(),
-        sources: source_infos,
-        webhook_payload: None,
-        run_link: String::new(),
-    };
-    let context = RunContext {
-        pipeline: pipeline_context(&info),
-        sources: sources_context(&info),
-        env: parameters.env_context(),
-    };
     Ok(RunInfo {
         context,
         parameters,

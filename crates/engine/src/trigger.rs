@@ -4,9 +4,12 @@
 
 pub(crate) mod sources;
 
+use crate::advance::{self, Saved};
 use crate::config::EngineError;
+use crate::model::RunIds;
 use crate::runinfo::{self, PipelineNames};
 use crate::{Engine, Event, Inner};
+use runnel_domain::Timestamp;
 use runnel_domain::params::{
     GroupVariable, ParameterOrigin, ResolveInput, RunContextInfo, RuntimeValue, VariableGroup,
     predefined_parameters, resolve,
@@ -15,8 +18,8 @@ use runnel_domain::spec::{ExceedAction, PipelineSpec};
 use runnel_domain::state::{RunState, Selection};
 use runnel_domain::status::{JobStatus, RunStatus, StageStatus};
 use runnel_store::{
-    IdempotencyKey, NewJobRun, NewRun, NewStageRun, NewStepRun, OrganizeStore, PipelineRecord,
-    PipelineStore, RunDetail, RunParameter, RunStore, new_id,
+    FirstStep, IdempotencyKey, NewJobRun, NewRun, NewStageRun, NewStepRun, OrganizeStore,
+    PipelineRecord, PipelineStore, RunDetail, RunParameter, RunProgress, RunStore, new_id,
 };
 use serde_json::{Value, json};
 use sources::GitRemote;
@@ -301,13 +304,41 @@ pub(crate) async fn trigger(
         idempotency: request.idempotency.clone(),
     };
     let stages = new_run.stages.clone();
-    let created = inner.store.create_run(new_run, builder).await?;
+    // A run that takes no concurrency slot makes its first engine step in its creation's
+    // transaction: one write instead of two, and no round through the event loop. Nobody can
+    // know the run before it is committed, but its lock is held until the step's follow-up is
+    // done, as the event loop would.
+    let first_step = (!concurrency.enabled).then(|| FirstStepInput {
+        spec: Arc::clone(&spec),
+        project_id: pipeline.project_id.clone(),
+        pipeline_id: pipeline.id.clone(),
+        pipeline_name: pipeline.name.clone(),
+        max_tries: inner.config.max_tries,
+        utc_offset_minutes: inner.config.utc_offset_minutes,
+        now,
+        outcome: Arc::default(),
+    });
+    let _run_lock = match &first_step {
+        Some(_) => Some(inner.lock_run(&new_run.id).await),
+        None => None,
+    };
+    let created = match &first_step {
+        Some(input) => {
+            let step = input.clone().into_first_step();
+            inner
+                .store
+                .create_and_start_run(new_run, builder, step)
+                .await?
+        }
+        None => inner.store.create_run(new_run, builder).await?,
+    };
     // The run's info from what is in hand (the builder's last snapshot is the committed one),
     // sparing its first engine step the reads of the pipeline and the parameters.
     let parameters = snapshot
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take();
+    let mut info = None;
     if let Some(parameters) = parameters.filter(|_| !created.is_replay) {
         let names = PipelineNames {
             project_id: &pipeline.project_id,
@@ -315,15 +346,12 @@ pub(crate) async fn trigger(
             pipeline_name: &pipeline.name,
         };
         match runinfo::build(inner, &created.run, &names, parameters).await {
-            Ok(info) => inner.remember_run_info(&created.run.id, info),
+            Ok(built) => info = Some(inner.remember_run_info(&created.run.id, built)),
             // The engine step reads it from the store instead.
             Err(err) => {
                 tracing::debug!(run_id = %created.run.id, error = %err, "run info not kept")
             }
         }
-    }
-    if !created.is_replay {
-        inner.remember_created(RunDetail::created(created.run.clone(), &stages));
     }
     let triggered = Triggered {
         run_id: created.run.id.clone(),
@@ -331,8 +359,118 @@ pub(crate) async fn trigger(
         is_queued: created.run.status == RunStatus::Queued,
         is_replay: created.is_replay,
     };
-    inner.send(Event::Advance(triggered.run_id.clone()));
+    // The first step's follow-up (the last decision computed is the committed one).
+    let decided = first_step.and_then(|input| input.take_outcome());
+    match (created.is_started, decided, info) {
+        (true, Some(decided), Some(info)) => {
+            let detail = RunDetail::created(created.run.clone(), &stages);
+            let advanced =
+                decided
+                    .saved
+                    .follow_up(inner, &spec, &detail, &decided.state, &decided.ids, &info);
+            inner.after_advance(&triggered.run_id, &advanced);
+        }
+        // Stored started, but the run's info is not at hand: its jobs are claimable (the claim
+        // renders them) and the next step reads the run.
+        (true, decided, _) => {
+            inner.nudge_workers(decided.map_or(0, |decided| decided.saved.enqueued));
+            inner.send(Event::Advance(triggered.run_id.clone()));
+        }
+        (false, ..) => {
+            if !created.is_replay {
+                inner.remember_created(RunDetail::created(created.run.clone(), &stages));
+            }
+            inner.send(Event::Advance(triggered.run_id.clone()));
+        }
+    }
     Ok(triggered)
+}
+
+/// What a run's first engine step needs inside its creation's transaction, and where it leaves
+/// what it decided.
+#[derive(Clone)]
+struct FirstStepInput {
+    spec: Arc<PipelineSpec>,
+    project_id: String,
+    pipeline_id: String,
+    pipeline_name: String,
+    max_tries: u32,
+    utc_offset_minutes: i32,
+    now: Timestamp,
+    outcome: Arc<std::sync::Mutex<Option<FirstStepOutcome>>>,
+}
+
+/// The state after a run's first step and what follows it once committed.
+struct FirstStepOutcome {
+    state: RunState,
+    ids: RunIds,
+    saved: Saved,
+}
+
+impl FirstStepInput {
+    fn into_first_step(self) -> FirstStep {
+        Box::new(move |detail, parameters| {
+            // Runs on the store's writer: a panic must not take it down; the event loop then
+            // makes the step (and reports what went wrong).
+            let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.decide(detail, parameters)
+            }));
+            match decided {
+                Ok(Ok(progress)) => Some(progress),
+                Ok(Err(err)) => {
+                    tracing::debug!(run_id = %detail.run.id, error = %err, "first step left to the event loop");
+                    None
+                }
+                Err(_) => {
+                    tracing::error!(run_id = %detail.run.id, "the first step panicked; left to the event loop");
+                    None
+                }
+            }
+        })
+    }
+
+    fn decide(
+        &self,
+        detail: &RunDetail,
+        parameters: &[RunParameter],
+    ) -> Result<RunProgress, EngineError> {
+        let names = PipelineNames {
+            project_id: &self.project_id,
+            pipeline_id: &self.pipeline_id,
+            pipeline_name: &self.pipeline_name,
+        };
+        let (_, context, _) = runinfo::contexts(
+            &detail.run,
+            &names,
+            parameters.to_vec(),
+            self.utc_offset_minutes,
+        );
+        let (planned, state, ids) =
+            advance::first_step(self.max_tries, &self.spec, detail, &context, self.now)?;
+        let progress = planned.progress.clone();
+        let outcome = FirstStepOutcome {
+            saved: Saved {
+                enqueued: progress.enqueue.len(),
+                enqueued_jobs: planned.enqueued_jobs,
+                wake_at: planned.wake_at,
+                was_final: false,
+            },
+            state,
+            ids,
+        };
+        *self
+            .outcome
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
+        Ok(progress)
+    }
+
+    fn take_outcome(&self) -> Option<FirstStepOutcome> {
+        self.outcome
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
 }
 
 /// Runs of the pipeline that hold a concurrency slot: started and not finished.

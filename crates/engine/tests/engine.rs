@@ -316,6 +316,51 @@ async fn a_run_goes_from_trigger_to_completed_through_the_queue() {
     );
 }
 
+/// The first stage's conditions read the run's number and its auto-increment value, which its
+/// creation's transaction allocates: the first step, taken in that transaction, sees them.
+const FIRST_STAGE_CONDITIONS: &str = r#"
+variables:
+  VERSION: { type: autoIncrement, value: 1.0.0 }
+stages:
+  - name: build
+    jobs:
+      - { name: first, if: "${{ pipeline.run_number == '1' }}", steps: [{ run: make }] }
+      - { name: second, if: "${{ env.VERSION == '1.0.1' }}", steps: [{ run: make }] }
+      - { name: always, steps: [{ run: make }] }
+"#;
+
+#[tokio::test]
+async fn a_run_without_a_concurrency_limit_is_started_when_its_trigger_answers() {
+    let harness = Harness::new(FIRST_STAGE_CONDITIONS).await;
+    for number in 1..=2 {
+        let run_id = harness.trigger().await;
+        // Read at once, without waiting for the event loop: the creation made the first step.
+        let detail = harness.detail(&run_id).await;
+        assert_eq!(detail.run.run_number, number);
+        assert_eq!(
+            (detail.run.status, detail.run.state_version),
+            (RunStatus::Running, 1)
+        );
+        assert_eq!(detail.stages[0].status, StageStatus::Running);
+        let (first, second) = if number == 1 {
+            (JobStatus::Queued, JobStatus::Skipped)
+        } else {
+            (JobStatus::Skipped, JobStatus::Queued)
+        };
+        assert_eq!(job_status(&detail, "first"), first, "run {number}");
+        assert_eq!(job_status(&detail, "second"), second, "run {number}");
+        assert_eq!(job_status(&detail, "always"), JobStatus::Queued);
+        for _ in 0..2 {
+            let dispatch = harness.claim().await;
+            assert!(dispatch.prepared.env.iter().any(|(name, value)| {
+                name == "VERSION" && *value == format!("1.0.{}", number - 1)
+            }));
+            harness.finish(&dispatch, JobStatus::Completed).await;
+        }
+        harness.wait_status(&run_id, RunStatus::Completed).await;
+    }
+}
+
 #[tokio::test]
 async fn a_completion_carries_its_step_results_and_claims_the_next_job() {
     let harness = Harness::new(TWO_STAGES).await;

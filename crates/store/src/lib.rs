@@ -60,9 +60,9 @@ pub use queue::{
     LeaseExpiry, LeaseToken, NewArtifact, QueueStats, StepReport,
 };
 pub use runs::{
-    ArtifactRecord, CreatedRun, IdempotencyKey, JobRunRecord, JobUpdate, NewJobRun, NewRun,
-    NewStageRun, NewStepRun, ParameterBuilder, RunAllocation, RunDetail, RunParameter, RunProgress,
-    RunQuery, RunRecord, RunSortKey, RunStore, RunSummary, RunUpdate, StageRunRecord,
+    ArtifactRecord, CreatedRun, FirstStep, IdempotencyKey, JobRunRecord, JobUpdate, NewJobRun,
+    NewRun, NewStageRun, NewStepRun, ParameterBuilder, RunAllocation, RunDetail, RunParameter,
+    RunProgress, RunQuery, RunRecord, RunSortKey, RunStore, RunSummary, RunUpdate, StageRunRecord,
     StageStatusItem, StageUpdate, StepOutputRecord, StepPlacement, StepRunRecord, StepUpdateRow,
 };
 pub use sql::{Page, SortDir};

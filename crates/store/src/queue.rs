@@ -11,7 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-pub(crate) use ops::{enqueue_in_run, guard};
+pub(crate) use ops::{enqueue_in_run, guard, insert_attempt};
 
 /// Proof of holding the current attempt of a job: the time, then 128 random bits; fresh for
 /// every claim.

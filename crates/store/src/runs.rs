@@ -127,6 +127,14 @@ pub struct RunParameter {
 pub type ParameterBuilder =
     Box<dyn Fn(&RunAllocation) -> Result<Vec<RunParameter>, String> + Send + Sync>;
 
+/// The run's first engine step, decided inside its creation's transaction once its number and
+/// parameter snapshot are known (`RunStore::create_and_start_run`): given the run as created
+/// (what `RunDetail::created` shows) and the snapshot, the changes of that step
+/// (`expected_version` 0, jobs to queue in `enqueue`), or `None` to store the run as created
+/// and leave its first step to a later `save_progress`. Like a [`ParameterBuilder`] it may be
+/// called more than once; only the last call's answer is committed.
+pub type FirstStep = Box<dyn Fn(&RunDetail, &[RunParameter]) -> Option<RunProgress> + Send + Sync>;
+
 /// The answer to `create_run`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatedRun {
@@ -134,6 +142,8 @@ pub struct CreatedRun {
     /// The idempotency key was seen before: this is the run it created then, and nothing new
     /// was stored.
     pub is_replay: bool,
+    /// The first step's changes were stored with the run (`run.state_version` is 1).
+    pub is_started: bool,
 }
 
 /// A run as stored.
@@ -512,6 +522,17 @@ pub trait RunStore {
         parameters: ParameterBuilder,
     ) -> impl Future<Output = Result<CreatedRun, StoreError>> + Send;
 
+    /// `create_run`, with the run's first engine step in the same transaction: the rows are
+    /// stored as `first_step` changed them and its jobs queued, as if `save_progress` had
+    /// followed at once (one write instead of two). A first step that answers `None`, or one
+    /// for another run or version, stores the run as created.
+    fn create_and_start_run(
+        &self,
+        run: NewRun,
+        parameters: ParameterBuilder,
+        first_step: FirstStep,
+    ) -> impl Future<Output = Result<CreatedRun, StoreError>> + Send;
+
     /// Writes one engine step; returns the new `state_version`.
     fn save_progress(
         &self,
@@ -609,7 +630,16 @@ impl RunStore for Store {
         run: NewRun,
         parameters: ParameterBuilder,
     ) -> Result<CreatedRun, StoreError> {
-        create::create_run(self, run, parameters).await
+        create::create_run(self, run, parameters, None).await
+    }
+
+    async fn create_and_start_run(
+        &self,
+        run: NewRun,
+        parameters: ParameterBuilder,
+        first_step: FirstStep,
+    ) -> Result<CreatedRun, StoreError> {
+        create::create_run(self, run, parameters, Some(first_step)).await
     }
 
     async fn save_progress(&self, progress: RunProgress) -> Result<i64, StoreError> {

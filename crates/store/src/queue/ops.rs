@@ -107,13 +107,33 @@ pub(crate) async fn enqueue_in_run(
     }
     let run_id = run_id_of_job;
     reset_steps(conn, &job.job_run_id).await?;
+    insert_attempt(conn, &attempt_id, job, &run_id, attempt, now).await?;
+    Ok(attempt)
+}
+
+/// The queue entry of a job's `attempt` (its dispatch id `attempt_id`), queued at `now`. The
+/// job run row must already say so (QUEUED, this attempt, this dispatch id): `enqueue_in_run`
+/// moves it there, a run's creation inserts it so (`runs::create`).
+pub(crate) async fn insert_attempt(
+    conn: &mut AnyConnection,
+    attempt_id: &str,
+    job: &EnqueueJob,
+    run_id: &str,
+    attempt: i64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if job.max_tries == 0 {
+        return Err(StoreError::Invalid(
+            "max_tries must be at least 1".to_owned(),
+        ));
+    }
     sqlx::query(
         "INSERT INTO job_attempts (id, job_run_id, run_id, attempt, try_number, max_tries, pool, labels, \
          state, queued_at) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, 'queued', $8)",
     )
-    .bind(&attempt_id)
+    .bind(attempt_id)
     .bind(&job.job_run_id)
-    .bind(&run_id)
+    .bind(run_id)
     .bind(attempt)
     .bind(i64::from(job.max_tries))
     .bind(job.pool.as_deref())
@@ -121,7 +141,7 @@ pub(crate) async fn enqueue_in_run(
     .bind(sql::millis(now))
     .execute(&mut *conn)
     .await?;
-    Ok(attempt)
+    Ok(())
 }
 
 /// The claim statements: one per backend and pool mode. Each also marks the job run RUNNING:

@@ -1,12 +1,14 @@
 //! `create_run`: the run, its number, auto-increment values, parameters, tree and idempotency key in one transaction.
 
 use super::{
-    CreatedRun, NewRun, NewStepRun, ParameterBuilder, RunAllocation, RunRecord, StepPlacement,
+    CreatedRun, FirstStep, JobUpdate, NewRun, NewStepRun, ParameterBuilder, RunAllocation,
+    RunDetail, RunProgress, RunRecord, StageUpdate, StepPlacement, StepUpdateRow,
 };
 use crate::crypto::SecretBox;
 use crate::error::StoreError;
 use crate::{RunStore, Store, sql};
 use runnel_domain::params::{VariableSpec, VariableType, auto_increment_for_run};
+use runnel_domain::status::{JobStatus, StepStatus};
 use sqlx::AnyConnection;
 
 /// Returned (as a `Conflict`) when a concurrent creation committed the same idempotency key
@@ -18,10 +20,11 @@ struct Creation {
     secrets: SecretBox,
     run: NewRun,
     parameters: ParameterBuilder,
+    first_step: Option<FirstStep>,
 }
 
 enum Outcome {
-    Created(Box<RunRecord>),
+    Created(Box<RunRecord>, bool),
     Replay(String),
 }
 
@@ -29,12 +32,14 @@ pub(super) async fn create_run(
     store: &Store,
     run: NewRun,
     parameters: ParameterBuilder,
+    first_step: Option<FirstStep>,
 ) -> Result<CreatedRun, StoreError> {
     let key = run.idempotency.clone();
     let creation = Creation {
         secrets: store.secrets().clone(),
         run,
         parameters,
+        first_step,
     };
     // Repeatable: batched without a savepoint; run again from the start when a write batched
     // before it fails (the run number it takes is then taken again, in the new transaction).
@@ -46,14 +51,16 @@ pub(super) async fn create_run(
                 &creation.secrets,
                 &creation.run,
                 &creation.parameters,
+                creation.first_step.as_ref(),
             ))
         })
         .await;
     let replay_of = match result {
-        Ok(Outcome::Created(record)) => {
+        Ok(Outcome::Created(record, is_started)) => {
             return Ok(CreatedRun {
                 run: *record,
                 is_replay: false,
+                is_started,
             });
         }
         Ok(Outcome::Replay(run_id)) => run_id,
@@ -73,6 +80,7 @@ pub(super) async fn create_run(
     Ok(CreatedRun {
         run,
         is_replay: true,
+        is_started: false,
     })
 }
 
@@ -81,6 +89,7 @@ async fn insert_run(
     secrets: &SecretBox,
     run: &NewRun,
     parameters: &ParameterBuilder,
+    first_step: Option<&FirstStep>,
 ) -> Result<Outcome, StoreError> {
     if let Some(key) = &run.idempotency {
         let existing =
@@ -117,17 +126,60 @@ async fn insert_run(
         auto_increment_values,
     };
     let parameter_rows = parameters(&allocation).map_err(StoreError::Invalid)?;
-    let now = sql::millis(run.now);
+    let mut record = RunRecord {
+        id: run.id.clone(),
+        pipeline_id: run.pipeline_id.clone(),
+        pipeline_version,
+        run_number,
+        status: run.status,
+        trigger_type: run.trigger_type.clone(),
+        executor_id: run.executor_id.clone(),
+        executor_name: run.executor_name.clone(),
+        description: run.description.clone(),
+        build_params: run.build_params.clone(),
+        sources: run.sources.clone(),
+        selection: run.selection.clone(),
+        start_time: run.now,
+        end_time: None,
+        pause_time: 0,
+        paused_since: None,
+        is_cancel_requested: false,
+        state_version: 0,
+        created_at: run.now,
+        updated_at: run.now,
+    };
+    let first = first_step
+        .and_then(|step| {
+            step(
+                &RunDetail::created(record.clone(), &run.stages),
+                &parameter_rows,
+            )
+        })
+        .filter(|progress| progress.run_id == run.id && progress.expected_version == 0);
+    let overlay = Overlay::new(first.as_ref());
+    if let Some(progress) = &first {
+        if let Some(update) = &progress.run {
+            record.status = update.status;
+            record.start_time = update.start_time.unwrap_or(record.start_time);
+            record.end_time = update.end_time;
+            record.pause_time = update.pause_time;
+            record.paused_since = update.paused_since;
+            record.is_cancel_requested = update.is_cancel_requested;
+        }
+        record.state_version = 1;
+        record.updated_at = progress.now;
+    }
     sqlx::query(
         "INSERT INTO runs (id, pipeline_id, pipeline_version, run_number, status, trigger_type, executor_id, \
-         executor_name, description, build_params, sources, selection, start_time, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13)",
+         executor_name, description, build_params, sources, selection, start_time, end_time, pause_time, \
+         paused_since, is_cancel_requested, state_version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
     )
     .bind(&run.id)
     .bind(&run.pipeline_id)
     .bind(pipeline_version)
     .bind(run_number)
-    .bind(run.status.as_str())
+    .bind(record.status.as_str())
     .bind(&run.trigger_type)
     .bind(&run.executor_id)
     .bind(&run.executor_name)
@@ -135,9 +187,17 @@ async fn insert_run(
     .bind(sql::to_json(&run.build_params)?)
     .bind(sql::to_json(&run.sources)?)
     .bind(sql::to_json(&run.selection)?)
-    .bind(now)
+    .bind(sql::millis(record.start_time))
+    .bind(sql::opt_millis(record.end_time))
+    .bind(record.pause_time)
+    .bind(sql::opt_millis(record.paused_since))
+    .bind(sql::flag_value(record.is_cancel_requested))
+    .bind(record.state_version)
+    .bind(sql::millis(record.created_at))
+    .bind(sql::millis(record.updated_at))
     .execute(&mut *conn)
     .await?;
+    let now = sql::millis(run.now);
     if let Some(key) = &run.idempotency {
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (scope, key, run_id, created_at) VALUES ($1, $2, $3, $4) \
@@ -153,7 +213,7 @@ async fn insert_run(
             return Err(StoreError::Conflict(KEY_TAKEN.to_owned()));
         }
     }
-    bump_count(conn, &run.pipeline_id, run.status.as_str(), 1).await?;
+    bump_count(conn, &run.pipeline_id, record.status.as_str(), 1).await?;
     let mut sealed = Vec::with_capacity(parameter_rows.len());
     for parameter in &parameter_rows {
         sealed.push(if parameter.is_secret {
@@ -201,9 +261,11 @@ async fn insert_run(
         query.execute(&mut *conn).await?;
     }
     for stage in &run.stages {
+        let update = overlay.stage(&stage.id);
         sqlx::query(
             "INSERT INTO stage_runs (id, run_id, sequence, identifier, name, category, run_always, parallel, \
-             is_select, depends_on, condition, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             is_select, depends_on, condition, status, message, is_admitted, start_time, end_time, pause_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&stage.id)
         .bind(&run.id)
@@ -216,20 +278,38 @@ async fn insert_run(
         .bind(sql::flag_value(stage.is_select))
         .bind(sql::to_json(&stage.depends_on)?)
         .bind(stage.condition.as_deref())
-        .bind(stage.status.as_str())
+        .bind(update.map_or(stage.status, |update| update.status).as_str())
+        .bind(update.and_then(|update| update.message.as_deref()))
+        .bind(sql::flag_value(update.is_some_and(|update| update.is_admitted)))
+        .bind(sql::opt_millis(update.and_then(|update| update.start_time)))
+        .bind(sql::opt_millis(update.and_then(|update| update.end_time)))
+        .bind(update.map_or(0, |update| update.pause_time))
         .execute(&mut *conn)
         .await?;
         for step in &stage.pre {
-            insert_step(conn, &run.id, &stage.id, None, StepPlacement::Pre, step).await?;
+            let placement = StepPlacement::Pre;
+            insert_step(conn, &run.id, &stage.id, None, placement, step, &overlay).await?;
         }
         for step in &stage.post {
-            insert_step(conn, &run.id, &stage.id, None, StepPlacement::Post, step).await?;
+            let placement = StepPlacement::Post;
+            insert_step(conn, &run.id, &stage.id, None, placement, step, &overlay).await?;
         }
         for job in &stage.jobs {
+            // A job the first step queues is stored as `enqueue_in_run` leaves it: QUEUED,
+            // attempt 1 under a fresh dispatch id, its queue entry inserted below.
+            let queued = overlay.queued(&job.id);
+            let update = overlay.job(&job.id);
+            let status = match (queued, update) {
+                (Some(_), _) => JobStatus::Queued,
+                (None, Some(update)) => update.status,
+                (None, None) => job.status,
+            };
+            let update = update.filter(|_| queued.is_none());
             sqlx::query(
                 "INSERT INTO job_runs (id, run_id, stage_run_id, job_index, sequence, identifier, name, category, \
-                 is_async, depends_on, condition, resource, timeout, is_select, status) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 is_async, depends_on, condition, resource, timeout, is_select, status, message, attempt, \
+                 last_dispatch_id, start_time, end_time) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
             )
             .bind(&job.id)
             .bind(&run.id)
@@ -245,44 +325,118 @@ async fn insert_run(
             .bind(job.resource.as_deref())
             .bind(job.timeout.as_deref())
             .bind(sql::flag_value(job.is_select))
-            .bind(job.status.as_str())
+            .bind(status.as_str())
+            .bind(update.and_then(|update| update.message.as_deref()))
+            .bind(i64::from(queued.is_some()))
+            .bind(queued.map(String::as_str))
+            .bind(sql::opt_millis(update.and_then(|update| update.start_time)))
+            .bind(sql::opt_millis(update.and_then(|update| update.end_time)))
             .execute(&mut *conn)
             .await?;
             for step in &job.steps {
+                let placement = StepPlacement::Job;
+                // A queued job's steps start fresh, whatever the step said of them.
+                let overlay = if queued.is_some() {
+                    &Overlay::NONE
+                } else {
+                    &overlay
+                };
                 insert_step(
                     conn,
                     &run.id,
                     &stage.id,
                     Some(&job.id),
-                    StepPlacement::Job,
+                    placement,
                     step,
+                    overlay,
                 )
                 .await?;
             }
         }
     }
-    Ok(Outcome::Created(Box::new(RunRecord {
-        id: run.id.clone(),
-        pipeline_id: run.pipeline_id.clone(),
-        pipeline_version,
-        run_number,
-        status: run.status,
-        trigger_type: run.trigger_type.clone(),
-        executor_id: run.executor_id.clone(),
-        executor_name: run.executor_name.clone(),
-        description: run.description.clone(),
-        build_params: run.build_params.clone(),
-        sources: run.sources.clone(),
-        selection: run.selection.clone(),
-        start_time: run.now,
-        end_time: None,
-        pause_time: 0,
-        paused_since: None,
-        is_cancel_requested: false,
-        state_version: 0,
-        created_at: run.now,
-        updated_at: run.now,
-    })))
+    if let Some(progress) = &first {
+        let jobs: Vec<&str> = run
+            .stages
+            .iter()
+            .flat_map(|stage| &stage.jobs)
+            .map(|job| job.id.as_str())
+            .collect();
+        for job in &progress.enqueue {
+            let Some(attempt_id) = overlay
+                .queued(&job.job_run_id)
+                .filter(|_| jobs.contains(&job.job_run_id.as_str()))
+            else {
+                return Err(StoreError::NotFound);
+            };
+            crate::queue::insert_attempt(conn, attempt_id, job, &run.id, 1, progress.now).await?;
+        }
+    }
+    Ok(Outcome::Created(Box::new(record), first.is_some()))
+}
+
+/// A run's first step laid over its new rows, by row id.
+struct Overlay<'a> {
+    stages: Vec<&'a StageUpdate>,
+    jobs: Vec<&'a JobUpdate>,
+    steps: Vec<&'a StepUpdateRow>,
+    /// Queued jobs: job run id → the dispatch id of its attempt 1.
+    queued: Vec<(&'a str, String)>,
+}
+
+impl<'a> Overlay<'a> {
+    const NONE: Overlay<'static> = Overlay {
+        stages: Vec::new(),
+        jobs: Vec::new(),
+        steps: Vec::new(),
+        queued: Vec::new(),
+    };
+
+    fn new(progress: Option<&'a RunProgress>) -> Overlay<'a> {
+        let Some(progress) = progress else {
+            return Overlay::NONE;
+        };
+        Overlay {
+            stages: progress.stages.iter().collect(),
+            jobs: progress.jobs.iter().collect(),
+            steps: progress.steps.iter().collect(),
+            queued: progress
+                .enqueue
+                .iter()
+                .map(|job| (job.job_run_id.as_str(), crate::new_id()))
+                .collect(),
+        }
+    }
+
+    fn stage(&self, id: &str) -> Option<&'a StageUpdate> {
+        self.stages
+            .iter()
+            .rev()
+            .find(|update| update.id == id)
+            .copied()
+    }
+
+    fn job(&self, id: &str) -> Option<&'a JobUpdate> {
+        self.jobs
+            .iter()
+            .rev()
+            .find(|update| update.id == id)
+            .copied()
+    }
+
+    fn step(&self, id: &str) -> Option<&'a StepUpdateRow> {
+        self.steps
+            .iter()
+            .rev()
+            .find(|update| update.id == id)
+            .copied()
+    }
+
+    fn queued(&self, job_run_id: &str) -> Option<&String> {
+        self.queued
+            .iter()
+            .find(|(id, _)| *id == job_run_id)
+            .map(|(_, entry)| entry)
+    }
 }
 
 async fn insert_step(
@@ -292,11 +446,14 @@ async fn insert_step(
     job_run_id: Option<&str>,
     placement: StepPlacement,
     step: &NewStepRun,
+    overlay: &Overlay<'_>,
 ) -> Result<(), StoreError> {
+    let update = overlay.step(&step.id);
     sqlx::query(
         "INSERT INTO step_runs (id, run_id, stage_run_id, job_run_id, placement, sequence, identifier, name, task, \
-         business_type, official_task_version, inputs, multi_step_editable, endpoint_ids, status, daily_build_number) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'INIT', $15)",
+         business_type, official_task_version, inputs, multi_step_editable, endpoint_ids, status, daily_build_number, \
+         message, exit_code, start_time, end_time) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
     )
     .bind(&step.id)
     .bind(run_id)
@@ -312,7 +469,12 @@ async fn insert_step(
     .bind(sql::to_json(&step.inputs)?)
     .bind(step.multi_step_editable)
     .bind(sql::to_json(&step.endpoint_ids)?)
+    .bind(update.map_or(StepStatus::Init, |update| update.status).as_str())
     .bind(step.daily_build_number.as_deref())
+    .bind(update.and_then(|update| update.message.as_deref()))
+    .bind(update.and_then(|update| update.exit_code))
+    .bind(sql::opt_millis(update.and_then(|update| update.start_time)))
+    .bind(sql::opt_millis(update.and_then(|update| update.end_time)))
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -112,12 +112,8 @@ async fn apply(conn: &mut AnyConnection, progress: &RunProgress) -> Result<i64, 
         }
     }
     for job in &progress.enqueue {
-        if job.max_tries == 0 {
-            return Err(StoreError::Invalid(
-                "max_tries must be at least 1".to_owned(),
-            ));
-        }
-        // A job of another run is refused there (NotFound), and this transaction rolls back.
+        // A job of another run is refused there (NotFound), and this transaction rolls back;
+        // so is a `max_tries` of 0 (Invalid).
         crate::queue::enqueue_in_run(conn, job, progress.now, Some(&progress.run_id)).await?;
     }
     Ok(new_version)

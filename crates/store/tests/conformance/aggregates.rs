@@ -2,7 +2,7 @@
 
 use crate::fixtures::*;
 use runnel_domain::params::{VariableSpec, VariableType};
-use runnel_domain::status::{JobStatus, RunStatus, StageStatus};
+use runnel_domain::status::{JobStatus, RunStatus, StageStatus, StepStatus};
 use runnel_store::*;
 use std::time::Duration;
 
@@ -461,5 +461,221 @@ conformance! {
             }
         }
         assert_eq!(described, stored);
+    }
+}
+
+/// A first step for a run of two jobs of two steps: the run and its stage start, the first job
+/// is queued (the update and step change given for it are overridden by its queueing, as
+/// `save_progress` would), the second is skipped with its steps.
+fn first_progress(detail: &RunDetail) -> RunProgress {
+    let stage = &detail.stages[0];
+    let (queued, skipped) = (&stage.jobs[0], &stage.jobs[1]);
+    let step = |id: &str, status: StepStatus| StepUpdateRow {
+        id: id.to_owned(),
+        status,
+        message: Some(format!("{status:?}")),
+        exit_code: None,
+        start_time: None,
+        end_time: Some(at(1)),
+    };
+    RunProgress {
+        run_id: detail.run.id.clone(),
+        expected_version: 0,
+        now: at(1),
+        run: Some(RunUpdate {
+            status: RunStatus::Running,
+            start_time: Some(at(1)),
+            end_time: None,
+            pause_time: 0,
+            paused_since: None,
+            is_cancel_requested: false,
+        }),
+        stages: vec![StageUpdate {
+            id: stage.id.clone(),
+            status: StageStatus::Running,
+            message: None,
+            is_admitted: true,
+            start_time: Some(at(1)),
+            end_time: None,
+            pause_time: 0,
+        }],
+        jobs: vec![
+            JobUpdate {
+                id: queued.id.clone(),
+                status: JobStatus::Queued,
+                message: Some("replaced".to_owned()),
+                start_time: Some(at(1)),
+                end_time: None,
+            },
+            JobUpdate {
+                id: skipped.id.clone(),
+                status: JobStatus::Skipped,
+                message: Some("condition false".to_owned()),
+                start_time: None,
+                end_time: Some(at(1)),
+            },
+        ],
+        steps: vec![
+            step(&queued.steps[0].id, StepStatus::Running),
+            step(&skipped.steps[0].id, StepStatus::Skipped),
+            step(&skipped.steps[1].id, StepStatus::Skipped),
+        ],
+        enqueue: vec![EnqueueJob {
+            job_run_id: queued.id.clone(),
+            pool: None,
+            labels: vec![],
+            max_tries: 2,
+        }],
+    }
+}
+
+/// What a run's stored state is, without its ids and dispatch ids.
+fn stored_state(detail: &RunDetail) -> String {
+    let run = &detail.run;
+    let mut text = format!(
+        "run {:?} {:?} {:?} {} {:?} {} v{} updated {:?}\n",
+        run.status,
+        run.start_time,
+        run.end_time,
+        run.pause_time,
+        run.paused_since,
+        run.is_cancel_requested,
+        run.state_version,
+        run.updated_at
+    );
+    for stage in &detail.stages {
+        text += &format!(
+            "stage {} {:?} {:?} {} {:?} {:?} {}\n",
+            stage.identifier,
+            stage.status,
+            stage.message,
+            stage.is_admitted,
+            stage.start_time,
+            stage.end_time,
+            stage.pause_time
+        );
+        for job in &stage.jobs {
+            text += &format!(
+                "job {} {:?} {:?} attempt {} dispatched {} {:?} {:?} {:?}\n",
+                job.identifier,
+                job.status,
+                job.message,
+                job.attempt,
+                job.last_dispatch_id.is_some(),
+                job.exec_id,
+                job.start_time,
+                job.end_time
+            );
+            for step in &job.steps {
+                text += &format!(
+                    "step {} {:?} {:?} {:?} {:?} {:?}\n",
+                    step.identifier,
+                    step.status,
+                    step.message,
+                    step.exit_code,
+                    step.start_time,
+                    step.end_time
+                );
+            }
+        }
+    }
+    text
+}
+
+conformance! {
+    async fn a_run_created_with_its_first_step_is_stored_as_if_the_step_had_been_saved_after_it(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "first-step").await;
+        let shape = RunShape { jobs_per_stage: vec![2], steps_per_job: 2 };
+
+        // Two writes: the run, then its first step.
+        let created = store.create_run(new_run(&pipeline.id, &shape, T0), parameters()).await.unwrap();
+        assert!(!created.is_started);
+        let detail = store.run_detail(&created.run.id).await.unwrap().unwrap();
+        assert_eq!(store.save_progress(first_progress(&detail)).await.unwrap(), 1);
+        let two_writes = store.run_detail(&created.run.id).await.unwrap().unwrap();
+
+        // One write: the step decided inside the creation, from the run as created and its parameters.
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen_by_step = std::sync::Arc::clone(&seen);
+        let step: FirstStep = Box::new(move |detail, parameters| {
+            seen_by_step.lock().unwrap().push((detail.run.run_number, detail.run.status, parameters.to_vec()));
+            Some(first_progress(detail))
+        });
+        let started = store.create_and_start_run(new_run(&pipeline.id, &shape, T0), parameters(), step).await.unwrap();
+        assert!(started.is_started);
+        assert_eq!((started.run.status, started.run.state_version, started.run.start_time), (RunStatus::Running, 1, at(1)));
+        let one_write = store.run_detail(&started.run.id).await.unwrap().unwrap();
+        assert_eq!(stored_state(&one_write), stored_state(&two_writes));
+        assert_eq!(one_write.run.run_number, 2);
+        let seen = seen.lock().unwrap().clone();
+        let (number, status, parameters) = seen.last().unwrap();
+        assert_eq!((*number, *status), (2, RunStatus::Init), "the step sees the run as created, with its number");
+        assert!(parameters.iter().any(|parameter| parameter.name == "PIPELINE_NUMBER" && parameter.value == "2"));
+
+        // Both runs count as running, and each queued job is claimable as its attempt 1.
+        assert_eq!(store.count_runs(&pipeline.id, &[RunStatus::Running]).await.unwrap(), 2);
+        assert_eq!(store.count_runs(&pipeline.id, &[RunStatus::Init]).await.unwrap(), 0);
+        let mut claimed = Vec::new();
+        while let Some(lease) = store.claim(ClaimRequest { worker_id: "w".to_owned(), pool: None, now: at(2), lease: Duration::from_secs(30) }).await.unwrap() {
+            claimed.push(lease);
+        }
+        assert_eq!(claimed.len(), 2, "one job of each run, and nothing else");
+        for (detail, lease) in [(&two_writes, &claimed[0]), (&one_write, &claimed[1])] {
+            let job = &detail.stages[0].jobs[0];
+            assert_eq!((&lease.run_id, &lease.job_run_id, lease.attempt), (&detail.run.id, &job.id, 1));
+            assert_eq!(Some(&lease.attempt_id), job.last_dispatch_id.as_ref());
+        }
+    }
+}
+
+conformance! {
+    async fn a_first_step_that_does_not_fit_its_run_stores_it_as_created_or_nothing(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "first-step-refused").await;
+        let shape = RunShape { jobs_per_stage: vec![2], steps_per_job: 2 };
+
+        // No step, or one for another run or version: the run is stored as created.
+        let answers: [fn(&RunDetail) -> Option<RunProgress>; 3] = [
+            |_| None,
+            |detail| Some(RunProgress { run_id: "another run".to_owned(), ..first_progress(detail) }),
+            |detail| Some(RunProgress { expected_version: 3, ..first_progress(detail) }),
+        ];
+        for (index, answer) in answers.into_iter().enumerate() {
+            let step: FirstStep = Box::new(move |detail, _| answer(detail));
+            let created = store.create_and_start_run(new_run(&pipeline.id, &shape, T0), parameters(), step).await.unwrap();
+            assert!(!created.is_started);
+            assert_eq!((created.run.status, created.run.state_version, created.run.run_number), (RunStatus::Init, 0, index as i64 + 1));
+            let detail = store.run_detail(&created.run.id).await.unwrap().unwrap();
+            assert_eq!(detail.run.status, RunStatus::Init);
+            assert!(detail.stages[0].jobs.iter().all(|job| job.status == JobStatus::Init && job.attempt == 0));
+        }
+        assert_eq!(store.count_runs(&pipeline.id, &[RunStatus::Init]).await.unwrap(), 3);
+
+        // A step that queues a job of another run, or with no tries, stores nothing and takes no number.
+        let foreign = store.run_detail(&store.latest_run(&pipeline.id).await.unwrap().unwrap().id).await.unwrap().unwrap();
+        let foreign_job = foreign.stages[0].jobs[0].id.clone();
+        let bad_steps: Vec<FirstStep> = vec![
+            Box::new(move |detail, _| {
+                let mut progress = first_progress(detail);
+                progress.enqueue[0].job_run_id = foreign_job.clone();
+                Some(progress)
+            }),
+            Box::new(|detail, _| {
+                let mut progress = first_progress(detail);
+                progress.enqueue[0].max_tries = 0;
+                Some(progress)
+            }),
+        ];
+        for step in bad_steps {
+            let refused = store.create_and_start_run(new_run(&pipeline.id, &shape, T0), parameters(), step).await;
+            assert!(matches!(refused, Err(StoreError::NotFound | StoreError::Invalid(_))), "{refused:?}");
+        }
+        assert_eq!(store.count_runs(&pipeline.id, &[]).await.unwrap(), 3);
+        assert!(store.claim(ClaimRequest { worker_id: "w".to_owned(), pool: None, now: at(2), lease: Duration::from_secs(30) }).await.unwrap().is_none());
+        let next = store.create_run(new_run(&pipeline.id, &shape, T0), parameters()).await.unwrap();
+        assert_eq!(next.run.run_number, 4, "refused creations used no number");
     }
 }
