@@ -60,14 +60,22 @@ pub(crate) struct PipelineNames<'a> {
     pub(crate) pipeline_name: &'a str,
 }
 
-/// The part of a run's info that needs no reads: its parameters, its expression contexts and
-/// its code sources (the first engine step, inside the run's creation, needs only the first two).
+/// The part of a run's info that needs no reads (the first engine step, inside the run's
+/// creation, decides with it).
+#[derive(Debug)]
+pub(crate) struct Contexts {
+    pub(crate) parameters: ResolvedParameters,
+    pub(crate) context: RunContext,
+    code_sources: Vec<CodeSource>,
+}
+
+/// A run's [`Contexts`]: its parameters, its expression contexts and its code sources.
 pub(crate) fn contexts(
     run: &RunRecord,
     pipeline: &PipelineNames<'_>,
     parameters: Vec<RunParameter>,
     utc_offset_minutes: i32,
-) -> (ResolvedParameters, RunContext, Vec<CodeSource>) {
+) -> Contexts {
     let parameters = ResolvedParameters::from_parameters(parameters.into_iter().map(|parameter| {
         let origin = match parameter.origin.as_str() {
             "predefined" => ParameterOrigin::Predefined,
@@ -117,7 +125,11 @@ pub(crate) fn contexts(
         sources: sources_context(&info),
         env: parameters.env_context(),
     };
-    (parameters, context, code_sources)
+    Contexts {
+        parameters,
+        context,
+        code_sources,
+    }
 }
 
 /// A run's info from what is known of it: its record, its pipeline and its stored parameter
@@ -128,8 +140,23 @@ pub(crate) async fn build(
     pipeline: &PipelineNames<'_>,
     parameters: Vec<RunParameter>,
 ) -> Result<RunInfo, EngineError> {
-    let (parameters, context, code_sources) =
-        contexts(run, pipeline, parameters, inner.config.utc_offset_minutes);
+    let contexts = contexts(run, pipeline, parameters, inner.config.utc_offset_minutes);
+    with_checkouts(inner, run, pipeline, contexts).await
+}
+
+/// A run's info from its [`Contexts`]: adds the checkouts of its code sources, with their
+/// credentials.
+pub(crate) async fn with_checkouts(
+    inner: &Inner,
+    run: &RunRecord,
+    pipeline: &PipelineNames<'_>,
+    contexts: Contexts,
+) -> Result<RunInfo, EngineError> {
+    let Contexts {
+        parameters,
+        context,
+        code_sources,
+    } = contexts;
     let mut checkouts: Vec<Checkout> = Vec::new();
     for source in &code_sources {
         let Some(key) = source_key(&source.info()) else {

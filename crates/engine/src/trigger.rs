@@ -332,25 +332,43 @@ pub(crate) async fn trigger(
         }
         None => inner.store.create_run(new_run, builder).await?,
     };
-    // The run's info from what is in hand (the builder's last snapshot is the committed one),
-    // sparing its first engine step the reads of the pipeline and the parameters.
+    // The run's info from what is in hand (the builder's last snapshot is the committed one,
+    // and so are the contexts the last first step built from it), sparing its engine steps
+    // the reads of the pipeline and the parameters.
     let parameters = snapshot
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take();
+    let mut decided = first_step
+        .as_ref()
+        .and_then(FirstStepInput::take_outcome)
+        .filter(|_| created.is_started);
     let mut info = None;
-    if let Some(parameters) = parameters.filter(|_| !created.is_replay) {
+    if !created.is_replay {
         let names = PipelineNames {
             project_id: &pipeline.project_id,
             pipeline_id: &pipeline.id,
             pipeline_name: &pipeline.name,
         };
-        match runinfo::build(inner, &created.run, &names, parameters).await {
-            Ok(built) => info = Some(inner.remember_run_info(&created.run.id, built)),
+        let built = match (
+            decided.as_mut().and_then(|decided| decided.contexts.take()),
+            parameters,
+        ) {
+            (Some(contexts), _) => {
+                Some(runinfo::with_checkouts(inner, &created.run, &names, contexts).await)
+            }
+            (None, Some(parameters)) => {
+                Some(runinfo::build(inner, &created.run, &names, parameters).await)
+            }
+            (None, None) => None,
+        };
+        match built {
+            Some(Ok(built)) => info = Some(inner.remember_run_info(&created.run.id, built)),
             // The engine step reads it from the store instead.
-            Err(err) => {
+            Some(Err(err)) => {
                 tracing::debug!(run_id = %created.run.id, error = %err, "run info not kept")
             }
+            None => {}
         }
     }
     let triggered = Triggered {
@@ -360,7 +378,6 @@ pub(crate) async fn trigger(
         is_replay: created.is_replay,
     };
     // The first step's follow-up (the last decision computed is the committed one).
-    let decided = first_step.and_then(|input| input.take_outcome());
     match (created.is_started, decided, info) {
         (true, Some(decided), Some(info)) => {
             let detail = RunDetail::created(created.run.clone(), &stages);
@@ -405,6 +422,8 @@ struct FirstStepOutcome {
     state: RunState,
     ids: RunIds,
     saved: Saved,
+    /// The run's parameters and contexts the step decided with, for the run's info.
+    contexts: Option<runinfo::Contexts>,
 }
 
 impl FirstStepInput {
@@ -439,14 +458,19 @@ impl FirstStepInput {
             pipeline_id: &self.pipeline_id,
             pipeline_name: &self.pipeline_name,
         };
-        let (_, context, _) = runinfo::contexts(
+        let contexts = runinfo::contexts(
             &detail.run,
             &names,
             parameters.to_vec(),
             self.utc_offset_minutes,
         );
-        let (planned, state, ids) =
-            advance::first_step(self.max_tries, &self.spec, detail, &context, self.now)?;
+        let (planned, state, ids) = advance::first_step(
+            self.max_tries,
+            &self.spec,
+            detail,
+            &contexts.context,
+            self.now,
+        )?;
         let progress = planned.progress.clone();
         let outcome = FirstStepOutcome {
             saved: Saved {
@@ -457,6 +481,7 @@ impl FirstStepInput {
             },
             state,
             ids,
+            contexts: Some(contexts),
         };
         *self
             .outcome

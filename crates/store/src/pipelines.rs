@@ -94,8 +94,10 @@ pub struct PipelineRecord {
     pub updater_id: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The current version's definition as given. Its compiled form is not read here (a
+    /// pipeline is read on most requests, and only the engine's spec cache needs it, from
+    /// [`PipelineStore::pipeline_version`]).
     pub definition: String,
-    pub compiled: serde_json::Value,
     pub sources: serde_json::Value,
     pub settings: serde_json::Value,
     pub tag_ids: Vec<String>,
@@ -283,7 +285,7 @@ macro_rules! pipeline_columns {
     () => {
         "p.id, p.project_id, p.name, p.description, p.is_publish, p.component_id, p.group_id, p.manifest_version, \
          p.current_version, p.last_run_number, p.is_banned, p.origin_id, p.from_source, p.creator_id, p.updater_id, \
-         p.created_at, p.updated_at, v.definition, v.compiled, v.sources, v.settings \
+         p.created_at, p.updated_at, v.definition, v.sources, v.settings \
          FROM pipelines p JOIN pipeline_versions v ON v.pipeline_id = p.id AND v.version = p.current_version"
     };
 }

@@ -26,7 +26,6 @@ pub(super) fn pipeline_record(row: &AnyRow) -> Result<PipelineRecord, StoreError
         created_at: sql::ts(row, "created_at")?,
         updated_at: sql::ts(row, "updated_at")?,
         definition: sql::text(row, "definition")?,
-        compiled: sql::json(row, "compiled")?,
         sources: sql::json(row, "sources")?,
         settings: sql::json(row, "settings")?,
         tag_ids: Vec::new(),
