@@ -318,9 +318,10 @@ pub(crate) async fn trigger(
         now,
         outcome: Arc::default(),
     });
-    let _run_lock = match &first_step {
-        Some(_) => Some(inner.lock_run(&new_run.id).await),
-        None => None,
+    let _run_lock = if first_step.is_some() {
+        Some(inner.lock_run(&new_run.id).await)
+    } else {
+        None
     };
     let created = match &first_step {
         Some(input) => {

@@ -1,8 +1,8 @@
 //! `create_run`: the run, its number, auto-increment values, parameters, tree and idempotency key in one transaction.
 
 use super::{
-    CreatedRun, FirstStep, JobUpdate, NewRun, NewStepRun, ParameterBuilder, RunAllocation,
-    RunDetail, RunProgress, RunRecord, StageUpdate, StepPlacement, StepUpdateRow,
+    CreatedRun, EnqueueJob, FirstStep, JobUpdate, NewRun, NewStepRun, ParameterBuilder,
+    RunAllocation, RunDetail, RunProgress, RunRecord, StageUpdate, StepPlacement, StepUpdateRow,
 };
 use crate::crypto::SecretBox;
 use crate::error::StoreError;
@@ -355,88 +355,69 @@ async fn insert_run(
         }
     }
     if let Some(progress) = &first {
-        let jobs: Vec<&str> = run
-            .stages
-            .iter()
-            .flat_map(|stage| &stage.jobs)
-            .map(|job| job.id.as_str())
-            .collect();
-        for job in &progress.enqueue {
-            let Some(attempt_id) = overlay
-                .queued(&job.job_run_id)
-                .filter(|_| jobs.contains(&job.job_run_id.as_str()))
-            else {
+        for (job, attempt_id) in &overlay.queued {
+            let is_of_this_run = run
+                .stages
+                .iter()
+                .flat_map(|stage| &stage.jobs)
+                .any(|own| own.id == job.job_run_id);
+            if !is_of_this_run {
                 return Err(StoreError::NotFound);
-            };
+            }
             crate::queue::insert_attempt(conn, attempt_id, job, &run.id, 1, progress.now).await?;
         }
     }
     Ok(Outcome::Created(Box::new(record), first.is_some()))
 }
 
-/// A run's first step laid over its new rows, by row id.
+/// A run's first step laid over its new rows, by row id (the last change of a row wins, as
+/// in `save_progress`).
 struct Overlay<'a> {
-    stages: Vec<&'a StageUpdate>,
-    jobs: Vec<&'a JobUpdate>,
-    steps: Vec<&'a StepUpdateRow>,
-    /// Queued jobs: job run id → the dispatch id of its attempt 1.
-    queued: Vec<(&'a str, String)>,
+    progress: Option<&'a RunProgress>,
+    /// The jobs it queues, each with the dispatch id of its attempt 1.
+    queued: Vec<(&'a EnqueueJob, String)>,
 }
 
 impl<'a> Overlay<'a> {
     const NONE: Overlay<'static> = Overlay {
-        stages: Vec::new(),
-        jobs: Vec::new(),
-        steps: Vec::new(),
+        progress: None,
         queued: Vec::new(),
     };
 
     fn new(progress: Option<&'a RunProgress>) -> Overlay<'a> {
-        let Some(progress) = progress else {
-            return Overlay::NONE;
-        };
         Overlay {
-            stages: progress.stages.iter().collect(),
-            jobs: progress.jobs.iter().collect(),
-            steps: progress.steps.iter().collect(),
+            progress,
             queued: progress
-                .enqueue
-                .iter()
-                .map(|job| (job.job_run_id.as_str(), crate::new_id()))
+                .into_iter()
+                .flat_map(|progress| &progress.enqueue)
+                .map(|job| (job, crate::new_id()))
                 .collect(),
         }
     }
 
     fn stage(&self, id: &str) -> Option<&'a StageUpdate> {
-        self.stages
-            .iter()
-            .rev()
-            .find(|update| update.id == id)
-            .copied()
+        last_change(&self.progress?.stages, id, |update| &update.id)
     }
 
     fn job(&self, id: &str) -> Option<&'a JobUpdate> {
-        self.jobs
-            .iter()
-            .rev()
-            .find(|update| update.id == id)
-            .copied()
+        last_change(&self.progress?.jobs, id, |update| &update.id)
     }
 
     fn step(&self, id: &str) -> Option<&'a StepUpdateRow> {
-        self.steps
-            .iter()
-            .rev()
-            .find(|update| update.id == id)
-            .copied()
+        last_change(&self.progress?.steps, id, |update| &update.id)
     }
 
+    /// The dispatch id of a queued job's attempt 1.
     fn queued(&self, job_run_id: &str) -> Option<&String> {
         self.queued
             .iter()
-            .find(|(id, _)| *id == job_run_id)
-            .map(|(_, entry)| entry)
+            .find(|(job, _)| job.job_run_id == job_run_id)
+            .map(|(_, attempt_id)| attempt_id)
     }
+}
+
+fn last_change<'a, T>(changes: &'a [T], id: &str, id_of: fn(&T) -> &String) -> Option<&'a T> {
+    changes.iter().rev().find(|change| id_of(change) == id)
 }
 
 async fn insert_step(
