@@ -174,3 +174,76 @@ conformance! {
         assert_eq!(store.pipeline_by_id(&pipeline.id).await.unwrap().unwrap().last_run_number, 1);
     }
 }
+
+/// A snapshot with a secret, plain values with quotes and non-ASCII text, in a given order.
+fn snapshot() -> Vec<RunParameter> {
+    let parameter = |name: &str, value: &str, is_secret: bool, origin: &str| RunParameter {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        is_secret,
+        origin: origin.to_owned(),
+    };
+    vec![
+        parameter("PIPELINE_NUMBER", "1", false, "predefined"),
+        parameter("TOKEN", "hunter2-run-secret", true, "custom"),
+        parameter("GREETING", "say \"hi\" — ünïcode; $(rm -rf /)", false, "group:g1"),
+        parameter("EMPTY", "", false, "custom"),
+    ]
+}
+
+conformance! {
+    async fn run_parameters_come_back_in_order_with_secrets_encrypted_at_rest(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "params").await;
+        let run = new_run(&pipeline.id, &RunShape::default(), at(0));
+        let created = store.create_run(run, Box::new(|_: &RunAllocation| Ok(snapshot()))).await.unwrap();
+        assert_eq!(store.run_parameters(&created.run.id).await.unwrap(), snapshot());
+        // The secret is not in the stored text, and a wrong key cannot open it.
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+        let rows = sqlx::query(
+            "SELECT name, value, value_ciphertext FROM run_parameters WHERE run_id = $1 ORDER BY position",
+        )
+        .bind(created.run.id.clone())
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 4);
+        for row in &rows {
+            let name: String = sqlx::Row::get(row, 0);
+            let value: Option<String> = sqlx::Row::get(row, 1);
+            let sealed: Option<Vec<u8>> = sqlx::Row::get(row, 2);
+            assert_eq!(value.is_none(), name == "TOKEN", "{name}");
+            assert_eq!(sealed.is_some(), name == "TOKEN", "{name}");
+            if let Some(sealed) = sealed {
+                let needle = b"hunter2-run-secret";
+                assert!(!sealed.windows(needle.len()).any(|window| window == needle));
+            }
+        }
+        sqlx::Connection::close(conn).await.unwrap();
+        store.close().await;
+        let other = db.open_with(|config| config.secret_key = SecretKey::generate()).await;
+        assert!(matches!(other.run_parameters(&created.run.id).await, Err(StoreError::Corrupt(_))));
+        other.close().await;
+    }
+}
+
+conformance! {
+    async fn a_parameter_named_twice_refuses_the_run_and_uses_no_number(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "twice").await;
+        let run = new_run(&pipeline.id, &RunShape::default(), at(0));
+        let twice = Box::new(|_: &RunAllocation| {
+            let mut parameters = snapshot();
+            parameters.push(parameters[0].clone());
+            Ok(parameters)
+        });
+        // The snapshot's (run, name) key refuses the second row: the whole creation is undone.
+        assert!(store.create_run(run, twice).await.is_err());
+        assert_eq!(store.count_runs(&pipeline.id, &[]).await.unwrap(), 0);
+        let next = store.create_run(new_run(&pipeline.id, &RunShape::default(), at(1)), parameters()).await.unwrap();
+        assert_eq!(next.run.run_number, 1);
+    }
+}
