@@ -186,7 +186,12 @@ fn snapshot() -> Vec<RunParameter> {
     vec![
         parameter("PIPELINE_NUMBER", "1", false, "predefined"),
         parameter("TOKEN", "hunter2-run-secret", true, "custom"),
-        parameter("GREETING", "say \"hi\" — ünïcode; $(rm -rf /)", false, "group:g1"),
+        parameter(
+            "GREETING",
+            "say \"hi\" — ünïcode; $(rm -rf /)",
+            false,
+            "group:g1",
+        ),
         parameter("EMPTY", "", false, "custom"),
     ]
 }
