@@ -74,6 +74,8 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     allocator::tune();
+    // Before anything opens a database; refused only if SQLite already runs, which it cannot.
+    let _ = allocator::route_sqlite();
     let cli = Cli::parse();
     let result = match cli.command {
         // The server sets up its own logging from its settings.

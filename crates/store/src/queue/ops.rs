@@ -331,7 +331,8 @@ macro_rules! report_step_sqlite {
          start_time = CASE WHEN start_time IS NULL AND $5 = 1 THEN COALESCE($9, $6) ELSE start_time END, \
          end_time = CASE WHEN $7 = 1 THEN $6 ELSE end_time END, \
          last_dispatch_id = (SELECT id FROM job_attempts WHERE lease_token = $8 AND state = 'leased') \
-         WHERE id = $1 AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELED', 'SKIPPED') \
+         WHERE id = $1 AND status <> 'COMPLETED' AND status <> 'FAILED' AND status <> 'CANCELED' \
+         AND status <> 'SKIPPED' \
          AND job_run_id = (SELECT job_run_id FROM job_attempts WHERE lease_token = $8 AND state = 'leased') \
          RETURNING id"
     };
@@ -585,7 +586,8 @@ async fn finish_job(
     sqlx::query(
         "UPDATE step_runs SET \
          status = CASE WHEN status IN ('INIT', 'QUEUED') THEN 'SKIPPED' ELSE $2 END, end_time = $3 \
-         WHERE job_run_id = $1 AND status IN ('INIT', 'QUEUED', 'RUNNING', 'PAUSED')",
+         WHERE job_run_id = $1 \
+         AND status <> 'COMPLETED' AND status <> 'FAILED' AND status <> 'CANCELED' AND status <> 'SKIPPED'",
     )
     .bind(job_run_id)
     .bind(running_becomes.as_str())

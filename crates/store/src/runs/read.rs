@@ -493,10 +493,13 @@ pub(super) async fn count_runs(
 }
 
 pub(super) async fn active_runs(pool: &AnyPool) -> Result<Vec<RunRecord>, StoreError> {
+    // The condition of the partial index `runs_active`, term by term: SQLite uses a partial
+    // index only for a WHERE that repeats its terms (PostgreSQL proves its `NOT IN` form).
     let rows = sqlx::query(concat!(
         "SELECT ",
         run_columns!(),
-        " FROM runs WHERE status NOT IN ('COMPLETED', 'FAILED', 'CANCELED', 'IGNORED') ORDER BY created_at, id"
+        " FROM runs WHERE status <> 'COMPLETED' AND status <> 'FAILED' AND status <> 'CANCELED' \
+         AND status <> 'IGNORED' ORDER BY created_at, id"
     ))
     .fetch_all(pool)
     .await?;
@@ -526,7 +529,7 @@ pub(super) async fn runs_ahead_in_queue(
         pool,
         run_id,
         "SELECT r.status AS status, (SELECT COUNT(*) FROM runs q WHERE q.pipeline_id = r.pipeline_id \
-           AND (q.status IN ('INIT', 'RUNNING', 'PAUSED', 'SUSPEND') \
+           AND (q.status = 'INIT' OR q.status = 'RUNNING' OR q.status = 'PAUSED' OR q.status = 'SUSPEND' \
              OR (q.status = 'QUEUED' AND (q.start_time < r.start_time \
                OR (q.start_time = r.start_time AND q.run_number < r.run_number))))) AS count \
          FROM runs r WHERE r.id = $1",

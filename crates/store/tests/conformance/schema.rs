@@ -182,3 +182,234 @@ conformance! {
         store.close().await;
     }
 }
+
+conformance! {
+    /// The status CHECKs (rewritten for SQLite by migration 9) take every status the domain
+    /// has, and nothing else.
+    async fn status_checks_take_every_domain_status_and_refuse_others(db) {
+        use runnel_domain::status::{JobStatus, RunStatus, StepStatus};
+        let store = db.open().await;
+        let tenant = crate::fixtures::tenant(&store, "checks").await;
+        let pipeline = crate::fixtures::pipeline(&store, &tenant, "p").await;
+        let (run, jobs) = crate::fixtures::queued_run(
+            &store, &pipeline.id, &Default::default(), None, crate::fixtures::at(0),
+        ).await;
+        let detail = store.run_detail(&run.id).await.unwrap().unwrap();
+        let stage = detail.stages[0].id.clone();
+        let step = detail.stages[0].jobs[0].steps[0].id.clone();
+        store.close().await;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+        let attempt: String = sqlx::Row::get(
+            &sqlx::query("SELECT id FROM job_attempts WHERE job_run_id = $1")
+                .bind(jobs[0].clone())
+                .fetch_one(&mut conn)
+                .await
+                .unwrap(),
+            0,
+        );
+        let mut set = async |table: &str, column: &str, value: &str, id: &str| {
+            sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE {table} SET {column} = $1 WHERE id = $2")))
+                .bind(value.to_owned())
+                .bind(id.to_owned())
+                .execute(&mut conn)
+                .await
+                .map(|done| done.rows_affected())
+        };
+        for status in RunStatus::ALL {
+            assert_eq!(set("runs", "status", status.as_str(), &run.id).await.unwrap(), 1, "{status}");
+        }
+        for status in JobStatus::ALL {
+            assert_eq!(set("stage_runs", "status", status.as_str(), &stage).await.unwrap(), 1, "{status}");
+            assert_eq!(set("job_runs", "status", status.as_str(), &jobs[0]).await.unwrap(), 1, "{status}");
+        }
+        for status in StepStatus::ALL {
+            assert_eq!(set("step_runs", "status", status.as_str(), &step).await.unwrap(), 1, "{status}");
+        }
+        for (table, column, id) in [
+            ("runs", "status", &run.id),
+            ("stage_runs", "status", &stage),
+            ("job_runs", "status", &jobs[0]),
+            ("step_runs", "status", &step),
+            ("step_runs", "placement", &step),
+        ] {
+            for wrong in ["BOGUS", "completed", ""] {
+                assert!(set(table, column, wrong, id).await.is_err(), "{table}.{column} took {wrong:?}");
+            }
+        }
+        for state in ["completed", "lost", "canceled", "queued"] {
+            assert_eq!(set("job_attempts", "state", state, &attempt).await.unwrap(), 1, "{state}");
+        }
+        assert!(set("job_attempts", "state", "QUEUED", &attempt).await.is_err());
+        for outcome in ["COMPLETED", "FAILED", "CANCELED"] {
+            assert_eq!(set("job_attempts", "outcome", outcome, &attempt).await.unwrap(), 1, "{outcome}");
+        }
+        assert!(set("job_attempts", "outcome", "SKIPPED", &attempt).await.is_err());
+        conn.close().await.unwrap();
+    }
+}
+
+/// Migration 9 rebuilds the five run tables to rewrite their CHECKs (SQLite cannot alter a
+/// CHECK in place). Applied again over a database holding a run in flight — as after a server
+/// that died between the migration's COMMIT and sqlx's bookkeeping — it keeps every row, key,
+/// index and trigger: the run reads back the same, foreign keys and cascades hold, and the
+/// queue's completion trigger still ends the job.
+#[tokio::test]
+async fn rebuilding_the_run_tables_keeps_rows_keys_indexes_and_triggers() {
+    use crate::fixtures::*;
+    let db = crate::harness::fresh(Kind::Sqlite).await.unwrap();
+    let store = db.open().await;
+    let tenant = tenant(&store, "rebuild").await;
+    let pipeline = pipeline(&store, &tenant, "p").await;
+    let (run, _) = queued_run(&store, &pipeline.id, &RunShape::default(), None, at(0)).await;
+    let lease = store
+        .claim(claim_request("w1", None, at(1), 60_000))
+        .await
+        .unwrap()
+        .unwrap();
+    let before = store.run_detail(&run.id).await.unwrap().unwrap();
+    store.close().await;
+
+    let objects = "SELECT type, name, tbl_name, sql FROM sqlite_master \
+                   WHERE type IN ('index', 'trigger') ORDER BY name";
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    let objects_before: Vec<(String, String, String, Option<String>)> =
+        sqlx::query_as(objects).fetch_all(&mut conn).await.unwrap();
+    let removed = sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 9")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(removed.rows_affected(), 1);
+    conn.close().await.unwrap();
+
+    let store = db.open().await;
+    assert_eq!(store.schema_version().await.unwrap(), 9);
+    assert_eq!(store.run_detail(&run.id).await.unwrap().unwrap(), before);
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    let objects_after: Vec<(String, String, String, Option<String>)> =
+        sqlx::query_as(objects).fetch_all(&mut conn).await.unwrap();
+    assert_eq!(objects_after, objects_before);
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    let dangling = sqlx::query("PRAGMA foreign_key_check")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        dangling.is_empty(),
+        "{} rows break a foreign key",
+        dangling.len()
+    );
+    let leftovers: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v9'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(leftovers, 0);
+
+    // The completion trigger ends the job and skips the step that never ran.
+    let outcome = JobOutcome {
+        status: runnel_domain::status::JobStatus::Completed,
+        message: None,
+    };
+    store.complete(&lease.token, outcome, at(2)).await.unwrap();
+    let detail = store.run_detail(&run.id).await.unwrap().unwrap();
+    let job = &detail.stages[0].jobs[0];
+    assert_eq!(job.status, runnel_domain::status::JobStatus::Completed);
+    assert!(
+        job.steps
+            .iter()
+            .all(|step| step.status == runnel_domain::status::StepStatus::Skipped)
+    );
+    // Deleting the run cascades through the rebuilt tables (and to the tables that kept
+    // pointing at them by name).
+    store.close().await;
+    let deleted = sqlx::query("DELETE FROM runs WHERE id = $1")
+        .bind(&run.id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(deleted.rows_affected(), 1);
+    for table in [
+        "runs",
+        "stage_runs",
+        "job_runs",
+        "step_runs",
+        "job_attempts",
+        "run_parameters",
+    ] {
+        let rows: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(rows, 0, "{table} kept rows of a deleted run");
+    }
+    conn.close().await.unwrap();
+}
+
+/// SQLite evaluates `x IN (a, b, c)` with more than two constants by building an ephemeral
+/// b-tree from the list every time the statement runs; on a status CHECK that was one per
+/// status change (migration 9). Status changes on the run tables build none, and no CHECK,
+/// index or trigger of those tables holds such a list again.
+#[tokio::test]
+async fn sqlite_status_changes_build_no_ephemeral_tables() {
+    let db = crate::harness::fresh(Kind::Sqlite).await.unwrap();
+    db.open().await.close().await;
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    let active = "SELECT id FROM runs WHERE status <> 'COMPLETED' AND status <> 'FAILED' \
+                  AND status <> 'CANCELED' AND status <> 'IGNORED'";
+    for statement in [
+        "UPDATE runs SET status = 'RUNNING', end_time = 1 WHERE id = 'x'",
+        "UPDATE stage_runs SET status = 'RUNNING' WHERE id = 'x'",
+        "UPDATE job_runs SET status = 'RUNNING' WHERE id = 'x'",
+        "UPDATE step_runs SET status = 'RUNNING', placement = 'job' WHERE id = 'x'",
+        "UPDATE job_attempts SET state = 'completed', outcome = 'COMPLETED' WHERE id = 'x'",
+        active,
+    ] {
+        let program = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {statement}")))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        let opcodes: Vec<String> = program.iter().map(|row| sqlx::Row::get(row, 1)).collect();
+        assert!(
+            !opcodes.iter().any(|opcode| opcode == "OpenEphemeral"),
+            "{statement}: {opcodes:?}"
+        );
+    }
+    let plan: Vec<String> =
+        sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {active}")))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| sqlx::Row::get(row, 3))
+            .collect();
+    assert!(
+        plan.iter().any(|step| step.contains("runs_active")),
+        "{plan:?}"
+    );
+    let definitions: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND tbl_name IN \
+         ('runs', 'stage_runs', 'job_runs', 'step_runs', 'job_attempts')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    for (name, sql) in definitions {
+        for list in sql.split(" IN (").skip(1) {
+            let items = list
+                .split(')')
+                .next()
+                .unwrap_or_default()
+                .matches(',')
+                .count()
+                + 1;
+            assert!(items <= 2, "{name} has an IN list of {items}: {sql}");
+        }
+    }
+    conn.close().await.unwrap();
+}
