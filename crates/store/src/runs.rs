@@ -1,6 +1,7 @@
 //! Runs: atomic creation with gapless numbers, auto-increment values and idempotency keys; progress; detail and list reads.
 
 mod create;
+mod parameters;
 mod progress;
 mod read;
 

@@ -214,52 +214,15 @@ async fn insert_run(
         }
     }
     bump_count(conn, &run.pipeline_id, record.status.as_str(), 1).await?;
-    let mut sealed = Vec::with_capacity(parameter_rows.len());
-    for parameter in &parameter_rows {
-        sealed.push(if parameter.is_secret {
-            let context = parameter_context(&run.id, &parameter.name);
-            (None, Some(secrets.seal_text(&context, &parameter.value)?))
-        } else {
-            (Some(parameter.value.as_str()), None)
-        });
-    }
-    // A run has a dozen parameters or more (the predefined ones): a few multi-row statements
-    // instead of one statement each.
-    let rows: Vec<_> = parameter_rows.iter().zip(&sealed).enumerate().collect();
-    for chunk in rows.chunks(PARAMETER_ROWS_PER_INSERT) {
-        let mut text = String::from(
-            "INSERT INTO run_parameters (run_id, position, name, value, value_ciphertext, is_secret, origin) VALUES ",
-        );
-        for index in 0..chunk.len() {
-            let first = index * 7;
-            if index > 0 {
-                text.push_str(", ");
-            }
-            text.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                first + 1,
-                first + 2,
-                first + 3,
-                first + 4,
-                first + 5,
-                first + 6,
-                first + 7
-            ));
-        }
-        // Safe: the text holds only this literal and numbered placeholders; values are bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
-        for (position, (parameter, (value, ciphertext))) in chunk {
-            query = query
-                .bind(&run.id)
-                .bind(*position as i64)
-                .bind(&parameter.name)
-                .bind(*value)
-                .bind(ciphertext.as_deref())
-                .bind(sql::flag_value(parameter.is_secret))
-                .bind(&parameter.origin);
-        }
-        query.execute(&mut *conn).await?;
-    }
+    sqlx::query("INSERT INTO run_parameter_sets (run_id, parameters) VALUES ($1, $2)")
+        .bind(&run.id)
+        .bind(super::parameters::encode(
+            secrets,
+            &run.id,
+            &parameter_rows,
+        )?)
+        .execute(&mut *conn)
+        .await?;
     for stage in &run.stages {
         let update = overlay.stage(&stage.id);
         sqlx::query(
@@ -525,12 +488,4 @@ pub(super) async fn bump_count(
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-/// Rows of one `INSERT INTO run_parameters` (7 values each, well below both backends' limits).
-const PARAMETER_ROWS_PER_INSERT: usize = 100;
-
-/// Associated data of a run parameter's ciphertext: binds it to its run and name.
-pub(super) fn parameter_context(run_id: &str, name: &str) -> String {
-    format!("run_parameters:{run_id}:{name}")
 }

@@ -1,6 +1,5 @@
 //! Run reads: one run, the detail tree, the filtered and sorted list, counts, parameters, outputs, artifacts.
 
-use super::create::parameter_context;
 use super::{
     ArtifactRecord, JobRunRecord, RunDetail, RunParameter, RunQuery, RunRecord, RunSortKey,
     RunSummary, StageRunRecord, StageStatusItem, StepOutputRecord, StepPlacement, StepRunRecord,
@@ -562,31 +561,17 @@ pub(super) async fn run_parameters(
     store: &Store,
     run_id: &str,
 ) -> Result<Vec<RunParameter>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT name, value, value_ciphertext, is_secret, origin FROM run_parameters \
-         WHERE run_id = $1 ORDER BY position",
-    )
-    .bind(run_id)
-    .fetch_all(store.db().reader())
-    .await?;
-    let mut parameters = Vec::with_capacity(rows.len());
-    for row in rows {
-        let name = sql::text(&row, "name")?;
-        let is_secret = sql::flag(&row, "is_secret")?;
-        let value = match sql::opt_bytes(&row, "value_ciphertext")? {
-            Some(sealed) => store
-                .secrets()
-                .open_text(&parameter_context(run_id, &name), &sealed)?,
-            None => sql::opt_text(&row, "value")?.unwrap_or_default(),
-        };
-        parameters.push(RunParameter {
-            name,
-            value,
-            is_secret,
-            origin: sql::text(&row, "origin")?,
-        });
+    let row = sqlx::query("SELECT parameters FROM run_parameter_sets WHERE run_id = $1")
+        .bind(run_id)
+        .fetch_optional(store.db().reader())
+        .await?;
+    match row {
+        Some(row) => {
+            super::parameters::decode(store.secrets(), run_id, &sql::text(&row, "parameters")?)
+        }
+        // An unknown run, or one without parameters migrated from before schema version 10.
+        None => Ok(Vec::new()),
     }
-    Ok(parameters)
 }
 
 pub(super) async fn step_outputs(

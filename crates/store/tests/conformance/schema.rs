@@ -283,7 +283,10 @@ async fn rebuilding_the_run_tables_keeps_rows_keys_indexes_and_triggers() {
     conn.close().await.unwrap();
 
     let store = db.open().await;
-    assert_eq!(store.schema_version().await.unwrap(), 9);
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        store.known_schema_version()
+    );
     assert_eq!(store.run_detail(&run.id).await.unwrap().unwrap(), before);
     let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
     let objects_after: Vec<(String, String, String, Option<String>)> =
@@ -339,7 +342,7 @@ async fn rebuilding_the_run_tables_keeps_rows_keys_indexes_and_triggers() {
         "job_runs",
         "step_runs",
         "job_attempts",
-        "run_parameters",
+        "run_parameter_sets",
     ] {
         let rows: i64 =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
@@ -412,4 +415,96 @@ async fn sqlite_status_changes_build_no_ephemeral_tables() {
         }
     }
     conn.close().await.unwrap();
+}
+
+/// `CREATE TABLE run_parameters (…);` as the first migration of `kind` wrote it: the layout
+/// of run parameters before schema version 10.
+fn run_parameters_table_before_version_10(kind: Kind) -> &'static str {
+    let initial = match kind {
+        Kind::Sqlite => include_str!("../../migrations/sqlite/0001_initial.sql"),
+        Kind::Postgres => include_str!("../../migrations/postgres/0001_initial.sql"),
+    };
+    let start = initial.find("CREATE TABLE run_parameters (").unwrap();
+    let end = start + initial[start..].find("\n);\n").unwrap() + 3;
+    &initial[start..end]
+}
+
+conformance! {
+    /// Migration 10 moves each run's parameter rows into one row per run, in order, secrets
+    /// still sealed (to their run and name), and drops the old table. The database is taken
+    /// back to the old layout with the rows a version-9 server wrote, then opened again.
+    async fn migration_10_moves_run_parameters_into_one_row_per_run(db) {
+        use crate::fixtures::*;
+        let store = db.open().await;
+        let tenant = tenant(&store, "migrate").await;
+        let pipeline = pipeline(&store, &tenant, "p").await;
+        let snapshot = |number: i64| vec![
+            RunParameter { name: "PIPELINE_NUMBER".to_owned(), value: number.to_string(), is_secret: false, origin: "predefined".to_owned() },
+            RunParameter { name: "TOKEN".to_owned(), value: format!("secret-{number}"), is_secret: true, origin: "custom".to_owned() },
+            RunParameter { name: "A_LAST_BY_NAME".to_owned(), value: "say \"hi\" ü".to_owned(), is_secret: false, origin: "group:g".to_owned() },
+        ];
+        let mut runs = Vec::new();
+        for number in 1..=3 {
+            let run = new_run(&pipeline.id, &RunShape::default(), at(number));
+            let parameters: ParameterBuilder = if number == 3 {
+                Box::new(|_: &RunAllocation| Ok(Vec::new()))
+            } else {
+                Box::new(move |_: &RunAllocation| Ok(snapshot(number)))
+            };
+            runs.push(store.create_run(run, parameters).await.unwrap().run.id);
+        }
+        let mut before = Vec::new();
+        for run in &runs {
+            before.push(store.run_parameters(run).await.unwrap());
+        }
+        assert_eq!(before[0], snapshot(1));
+        store.close().await;
+
+        // Back to version 9: the old table, holding what the new one holds, row by row.
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(run_parameters_table_before_version_10(db.kind)))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let sets = sqlx::query("SELECT run_id, parameters FROM run_parameter_sets")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        for set in sets {
+            let run_id: String = sqlx::Row::get(&set, 0);
+            let text: String = sqlx::Row::get(&set, 1);
+            let entries: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+            for (position, entry) in entries.iter().enumerate() {
+                let sealed = entry["sealed"].as_str().map(|hex| hex::decode(hex).unwrap());
+                sqlx::query(
+                    "INSERT INTO run_parameters (run_id, position, name, value, value_ciphertext, is_secret, origin) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(run_id.clone())
+                .bind(position as i64)
+                .bind(entry["name"].as_str().unwrap().to_owned())
+                .bind(entry["value"].as_str().map(str::to_owned))
+                .bind(sealed.clone())
+                .bind(i64::from(sealed.is_some()))
+                .bind(entry["origin"].as_str().unwrap().to_owned())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            }
+        }
+        sqlx::query("DROP TABLE run_parameter_sets").execute(&mut conn).await.unwrap();
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 10").execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+
+        let store = db.open().await;
+        assert_eq!(store.schema_version().await.unwrap(), 10);
+        for (run, before) in runs.iter().zip(&before) {
+            assert_eq!(&store.run_parameters(run).await.unwrap(), before, "run {run}");
+        }
+        let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+        assert!(sqlx::query("SELECT 1 FROM run_parameters").fetch_all(&mut conn).await.is_err(), "the old table is gone");
+        conn.close().await.unwrap();
+        store.close().await;
+    }
 }
