@@ -50,6 +50,7 @@ fn bench_serve_reports_every_figure() {
         "/sequential/trigger_to_first_step_started/p50_ms",
         "/sequential/server_cpu_per_run_ms",
         "/storm/server_cpu_per_run_ms",
+        "/storm/server_system_cpu_per_run_ms",
         "/storm/step_processes_cpu_per_run_ms",
     ] {
         let value = report.pointer(pointer).and_then(Value::as_f64);
@@ -58,6 +59,16 @@ fn bench_serve_reports_every_figure() {
             "{pointer} is {value:?} in {report:#}"
         );
     }
+    // System time is part of the server's time.
+    let storm = |key: &str| {
+        report
+            .pointer(&format!("/storm/{key}"))
+            .and_then(Value::as_f64)
+    };
+    assert!(
+        storm("server_system_cpu_per_run_ms") <= storm("server_cpu_per_run_ms"),
+        "{report:#}"
+    );
     for pointer in [
         "/goals/trigger_to_completed_median_under_5_ms",
         "/goals/storm_at_least_300_runs_per_s",

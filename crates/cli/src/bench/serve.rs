@@ -141,6 +141,10 @@ async fn measure(args: &ServeBenchArgs) -> anyhow::Result<ExitCode> {
         cpu_after_storm.own - cpu_after_sequential.own,
         args.storm.get(),
     );
+    let storm_system_cpu_ms = per_run_ms(
+        cpu_after_storm.own_system - cpu_after_sequential.own_system,
+        args.storm.get(),
+    );
     let storm_children_cpu_ms = per_run_ms(
         cpu_after_storm.children - cpu_after_sequential.children,
         args.storm.get(),
@@ -183,6 +187,7 @@ async fn measure(args: &ServeBenchArgs) -> anyhow::Result<ExitCode> {
             "all_final_in_s": round3(storm.all_final_in.as_secs_f64()),
             "runs_per_s": round3(storm.runs_per_s),
             "server_cpu_per_run_ms": round3(storm_cpu_ms),
+            "server_system_cpu_per_run_ms": round3(storm_system_cpu_ms),
             "step_processes_cpu_per_run_ms": round3(storm_children_cpu_ms),
         },
         "rss": {
@@ -327,6 +332,7 @@ impl Server {
         };
         Ok(CpuTicks {
             own: field(14)? + field(15)?,
+            own_system: field(15)?,
             children: field(16)? + field(17)?,
         })
     }
@@ -377,7 +383,10 @@ impl Drop for Server {
 
 #[derive(Debug, Clone, Copy)]
 struct CpuTicks {
+    /// User and system time.
     own: u64,
+    /// System time alone (in the kernel on the server's behalf: syscalls, page faults).
+    own_system: u64,
     children: u64,
 }
 
