@@ -61,7 +61,7 @@ pub(super) fn encode(
         });
     }
     serde_json::to_string(&stored)
-        .map_err(|err| StoreError::Corrupt(format!("run parameters: {err}")))
+        .map_err(|err| StoreError::corrupt(format!("run parameters: {err}")))
 }
 
 /// The parameters stored as `text` for run `run_id`, secrets opened.
@@ -71,14 +71,14 @@ pub(super) fn decode(
     text: &str,
 ) -> Result<Vec<RunParameter>, StoreError> {
     let stored: Vec<Stored<'_>> = serde_json::from_str(text)
-        .map_err(|err| StoreError::Corrupt(format!("parameters of run {run_id}: {err}")))?;
+        .map_err(|err| StoreError::corrupt(format!("parameters of run {run_id}: {err}")))?;
     stored
         .into_iter()
         .map(|parameter| {
             let (value, is_secret) = match (parameter.value, parameter.sealed) {
                 (_, Some(sealed)) => {
                     let ciphertext = hex::decode(&sealed).map_err(|err| {
-                        StoreError::Corrupt(format!(
+                        StoreError::corrupt(format!(
                             "parameter `{}` of run {run_id}: {err}",
                             parameter.name
                         ))
@@ -88,7 +88,7 @@ pub(super) fn decode(
                 }
                 (Some(value), None) => (value.into_owned(), false),
                 (None, None) => {
-                    return Err(StoreError::Corrupt(format!(
+                    return Err(StoreError::corrupt(format!(
                         "parameter `{}` of run {run_id} has no value",
                         parameter.name
                     )));
