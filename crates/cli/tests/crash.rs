@@ -680,6 +680,17 @@ async fn runs_survive_repeated_kill_9_of_the_server() {
         observed.g1_violations.len()
     );
     println!("  graceful exit after the test: {exit:?}");
+    // Killed servers leave their job directories behind; each start removes those of servers
+    // that are gone, and the last one, stopping, its idle ones.
+    let left_dirs: Vec<String> = std::fs::read_dir(servers.data_dir.join("workspaces"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    println!("  job directories left after the last stop: {left_dirs:?}");
 
     assert_eq!(final_runs, RUNS, "G7: every run final");
     assert_eq!(acked_missing, 0, "G3: no acknowledged run missing");
@@ -698,4 +709,8 @@ async fn runs_survive_repeated_kill_9_of_the_server() {
     assert_eq!(leased, 0, "G1: no lease held at the end");
     assert!(kills >= 10);
     assert_eq!(exit, Some(0), "the last server stops gracefully");
+    assert!(
+        left_dirs.is_empty(),
+        "job directories of killed servers are swept: {left_dirs:?}"
+    );
 }

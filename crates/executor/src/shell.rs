@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::executor::{ExecError, Executor, StepEnd, StepExit, StepIo};
 use crate::outputs::parse_outputs;
 use crate::task::{JobTask, LogStream, StepAction, StepTask};
-use cgroup::CgroupParent;
+use cgroup::{CgroupParent, JobCgroup};
 use files::OutputFile;
 use procs::JobProcesses;
 use scan::ForkCounters;
@@ -32,9 +32,11 @@ pub const JOB_COOKIE_VAR: &str = "RUNNEL_JOB_COOKIE";
 /// Settings of the shell executor, built by the binary from its `Settings`.
 #[derive(Debug, Clone)]
 pub struct ShellExecutorConfig {
-    /// Parent directory of all job directories (`<root>/<job>-<random>/{workspace,runnel}`).
+    /// Parent directory of all job directories: `<root>/slot-<pid>-<random>/`, each reused job
+    /// after job, or `<root>/<job>-<random>/` when kept; each holds `workspace/` and the step files.
     pub workspace_root: PathBuf,
-    /// Keep job directories after the job (for debugging); processes are killed regardless.
+    /// Keep job directories after the job (for debugging), each named after its job; processes
+    /// are killed regardless.
     pub keep_workspaces: bool,
     /// Time between SIGTERM and SIGKILL when a step is stopped or a job is cleaned up.
     pub kill_grace: Duration,
@@ -75,20 +77,20 @@ pub struct ShellExecutor {
     config: ShellExecutorConfig,
     /// Where job cgroups are created; `None`: job processes are found by the cookie scan.
     cgroups: Option<CgroupParent>,
-    /// Finished jobs' directories, emptied, for the next jobs (see `files::recycle_job_dir`).
-    spares: Arc<SpareDirs>,
+    /// Finished jobs' directories, emptied, for the next jobs (see `files::reset_job_dir`).
+    idle: Arc<IdleDirs>,
 }
 
-/// At most this many recycled job directories wait for a job; more are removed.
-const MAX_SPARE_DIRS: usize = 32;
+/// At most this many emptied job directories wait for a job; more are removed.
+const MAX_IDLE_DIRS: usize = 32;
 
-/// Recycled job directories. The last executor clone to go removes those still waiting.
+/// Job directories waiting for their next job. The last executor clone to go removes them.
 #[derive(Debug, Default)]
-struct SpareDirs {
+struct IdleDirs {
     dirs: Mutex<Vec<PathBuf>>,
 }
 
-impl SpareDirs {
+impl IdleDirs {
     fn lock(&self) -> MutexGuard<'_, Vec<PathBuf>> {
         // The list stays valid even if a holder panicked.
         self.dirs.lock().unwrap_or_else(PoisonError::into_inner)
@@ -99,13 +101,13 @@ impl SpareDirs {
     }
 
     fn has_room(&self) -> bool {
-        self.lock().len() < MAX_SPARE_DIRS
+        self.lock().len() < MAX_IDLE_DIRS
     }
 
     /// Keeps `dir` for a later job; `Err(dir)` when there are enough already.
     fn put(&self, dir: PathBuf) -> Result<(), PathBuf> {
         let mut dirs = self.lock();
-        if dirs.len() < MAX_SPARE_DIRS {
+        if dirs.len() < MAX_IDLE_DIRS {
             dirs.push(dir);
             Ok(())
         } else {
@@ -114,7 +116,7 @@ impl SpareDirs {
     }
 }
 
-impl Drop for SpareDirs {
+impl Drop for IdleDirs {
     fn drop(&mut self) {
         let dirs = self.dirs.get_mut().unwrap_or_else(PoisonError::into_inner);
         for dir in dirs.drain(..) {
@@ -131,13 +133,17 @@ pub struct ShellWorkspace {
     // Scripts and output files: beside the workspace, so a `git clean` or `rm -rf *` in the
     // workspace cannot remove them, and they never end up in artifacts.
     meta_dir: PathBuf,
+    /// The job key made safe for file names: the job cgroup's name starts with it.
+    name: String,
     cookie: String,
     job_env: Vec<(String, String)>,
     processes: JobProcesses,
     // Whether the next step may start in the job's cgroup: the executor has cgroups and no
     // attempt to create the job's cgroup or to start a step in it has failed.
     may_use_cgroup: bool,
-    is_removed: bool,
+    // Set once cleanup removed the job directory or handed it back for another job: it is
+    // never touched again through this workspace.
+    is_released: bool,
     // Set once `cleanup` has terminated the job's processes; `Drop` kills them otherwise.
     are_processes_stopped: bool,
 }
@@ -180,9 +186,9 @@ impl ShellExecutor {
     /// once whether it can create them (creating and removing a throw-away one). It first
     /// removes the recycled job directories that processes now gone left in the workspace root.
     pub fn with_tracking(config: ShellExecutorConfig, tracking: ProcessTracking) -> ShellExecutor {
-        let swept = files::sweep_stale_spares(&config.workspace_root);
+        let swept = files::sweep_stale_slots(&config.workspace_root);
         if swept > 0 {
-            tracing::info!(swept, root = %config.workspace_root.display(), "removed recycled job directories left by processes that are gone");
+            tracing::info!(swept, root = %config.workspace_root.display(), "removed job directories left by processes that are gone");
         }
         let cgroups = match tracking {
             ProcessTracking::CookieScan => None,
@@ -200,7 +206,7 @@ impl ShellExecutor {
         ShellExecutor {
             config,
             cgroups,
-            spares: Arc::default(),
+            idle: Arc::default(),
         }
     }
 
@@ -289,20 +295,27 @@ impl Executor for ShellExecutor {
 
     async fn prepare(&self, job: &JobTask) -> Result<ShellWorkspace, ExecError> {
         let root = &self.config.workspace_root;
-        let base = directory_name(&job.job_key);
-        // A rename of a recycled directory, or three `mkdir`s: done inline, as a hand-off to
-        // the blocking pool and back costs more. (A spare is empty: removing one is cheap too.)
-        let adopted = self.spares.take().and_then(|spare| {
-            files::adopt_job_dir(&spare, root, &base)
-                .inspect_err(|err| {
-                    tracing::debug!(dir = %spare.display(), error = %err, "cannot reuse a recycled job directory");
-                    let _ = files::remove_tree(&spare);
-                })
-                .ok()
-        });
-        let dirs = match adopted {
+        let name = directory_name(&job.job_key);
+        // A kept directory is named after its job, for whoever looks at it later. Otherwise a
+        // directory that served an earlier job, emptied, if there is one and it is still there
+        // (one `statx`: the operator may have cleared the root); else a new one, reused by later
+        // jobs (two `mkdir`s). Inline: a hand-off to the blocking pool and back costs more.
+        let idle = if self.config.keep_workspaces {
+            None
+        } else {
+            self.idle.take().map(files::job_dirs_of).filter(|dirs| {
+                let is_there = dirs.workspace.is_dir();
+                if !is_there {
+                    // What is left of it (usually nothing).
+                    let _ = files::remove_tree(&dirs.job_dir);
+                }
+                is_there
+            })
+        };
+        let dirs = match idle {
             Some(dirs) => dirs,
-            None => files::create_job_dirs(root, &base)?,
+            None if self.config.keep_workspaces => files::create_job_dirs(root, &name)?,
+            None => files::create_slot_dirs(root)?,
         };
         let cookie = uuid::Uuid::new_v4().to_string();
         let cookie_entry = format!("{JOB_COOKIE_VAR}={cookie}").into_bytes();
@@ -310,11 +323,12 @@ impl Executor for ShellExecutor {
             job_dir: dirs.job_dir,
             workspace: dirs.workspace,
             meta_dir: dirs.meta_dir,
+            name,
             cookie,
             job_env: job.env.clone(),
             processes: JobProcesses::new(cookie_entry),
             may_use_cgroup: self.cgroups.is_some(),
-            is_removed: false,
+            is_released: false,
             are_processes_stopped: false,
         })
     }
@@ -366,66 +380,69 @@ impl Executor for ShellExecutor {
         if killed > 0 {
             tracing::debug!(job_dir = %workspace.job_dir.display(), killed, "stopped leftover job processes");
         }
-        let remove_dir = !self.config.keep_workspaces && !workspace.is_removed;
+        let remove_dir = !self.config.keep_workspaces && !workspace.is_released;
         let cgroup = workspace.processes.cgroup.take();
         if !remove_dir && cgroup.is_none() {
             return Ok(());
         }
         let job_dir = remove_dir.then(|| workspace.job_dir.clone());
-        // Recycled only when the job surely left no process behind: none may touch the next
+        // Reused only when the job surely left no process behind: none may touch the next
         // job's files. (A job whose leftovers had to be killed, or that left a process it could
         // not tell apart, gets its directory removed.)
-        let recycle_in = (killed == 0 && terminated.is_certain && self.spares.has_room())
-            .then(|| self.config.workspace_root.clone());
-        // A job that left an empty workspace and nothing else but small step files is cleaned
-        // up inline (recycling it is a few truncations and a rename); anything else may be large,
-        // and is removed off the async workers. One hand-off for both: the directory tree, then
-        // the (empty) cgroup.
-        let is_light = recycle_in.is_some() && files::is_light_to_recycle(&workspace.job_dir);
-        let work = move || {
-            let removed_dir = job_dir.map_or(Ok(None), |job_dir| {
-                let spare = recycle_in.and_then(|root| {
-                    files::recycle_job_dir(&job_dir, &root)
-                        .inspect_err(|err| tracing::debug!(dir = %job_dir.display(), error = %err, "cannot recycle a job directory"))
-                        .ok()
-                });
-                match spare {
-                    Some(spare) => Ok(Some(spare)),
-                    None => files::remove_tree(&job_dir)
-                        .map(|()| None)
-                        .map_err(ExecError::io(format!("removing {}", job_dir.display()))),
-                }
-            });
-            let kept_cgroup = cgroup.and_then(|cgroup| match cgroup.remove() {
-                Ok(()) => None,
-                Err(err) => Some((cgroup, err)),
-            });
-            (removed_dir, kept_cgroup)
+        let may_reuse = killed == 0 && terminated.is_certain && self.idle.has_room();
+        // A job that left an empty workspace and nothing else but small step files is reset
+        // inline (a few truncations). Anything else may be large: reset or removed off the
+        // async workers, in one hand-off with the removal of the (empty) cgroup.
+        let light_reset = match &job_dir {
+            Some(job_dir) if may_reuse => files::reset_job_dir(job_dir, true)
+                .inspect_err(|err| tracing::debug!(dir = %job_dir.display(), error = %err, "cannot reset a job directory"))
+                .ok(),
+            _ => None,
         };
-        let (removed_dir, kept_cgroup) = if is_light {
-            work()
+        let (kept_dir, kept_cgroup) = if light_reset == Some(files::Reset::Done) {
+            (Ok(job_dir), remove_cgroup(cgroup))
         } else {
+            // A full reset where the light one stopped short; after an error, or when the
+            // directory may not serve again, removed.
+            let full_reset = light_reset == Some(files::Reset::TooHeavy);
+            let work = move || {
+                let kept_dir = job_dir.map_or(Ok(None), |job_dir| {
+                    let is_reset = full_reset
+                        && files::reset_job_dir(&job_dir, false)
+                            .inspect_err(|err| tracing::debug!(dir = %job_dir.display(), error = %err, "cannot reset a job directory"))
+                            .is_ok_and(|reset| reset == files::Reset::Done);
+                    if is_reset {
+                        Ok(Some(job_dir))
+                    } else {
+                        files::remove_tree(&job_dir)
+                            .map(|()| None)
+                            .map_err(ExecError::io(format!("removing {}", job_dir.display())))
+                    }
+                });
+                (kept_dir, remove_cgroup(cgroup))
+            };
             tokio::task::spawn_blocking(work).await.map_err(|err| {
                 ExecError::Backend(format!("workspace removal task failed: {err}"))
             })?
         };
-        let removed_dir = removed_dir.map(|spare| {
-            if let Some(spare) = spare
-                && let Err(surplus) = self.spares.put(spare)
+        let released = kept_dir.map(|kept| {
+            if let Some(dir) = kept
+                && let Err(surplus) = self.idle.put(dir)
             {
-                // Others filled the spares meanwhile (rare): this one goes.
+                // Others filled the idle list meanwhile (rare): this one goes.
                 tokio::task::spawn_blocking(move || files::remove_tree(&surplus));
             }
         });
-        workspace.is_removed |= remove_dir && removed_dir.is_ok();
+        // Released: the directory may serve another job now, never touch it again.
+        workspace.is_released |= remove_dir && released.is_ok();
         if let Some((cgroup, err)) = kept_cgroup {
             let context = format!("removing the job cgroup {}", cgroup.dir().display());
             // Kept, so that a second cleanup (or the drop) tries again.
             workspace.processes.cgroup = Some(cgroup);
-            removed_dir?;
+            released?;
             return Err(ExecError::io(context)(err));
         }
-        removed_dir
+        released
     }
 }
 
@@ -506,7 +523,7 @@ impl ShellExecutor {
         if !workspace.may_use_cgroup || workspace.processes.cgroup.is_some() {
             return;
         }
-        match parent.create_job(&cgroup_name(&workspace.job_dir)) {
+        match parent.create_job(&cgroup_name(&workspace.name)) {
             Ok(cgroup) => workspace.processes.cgroup = Some(cgroup),
             Err(err) => {
                 tracing::warn!(cgroup = %parent.dir().display(), error = %err, "cannot create a job cgroup; the cookie scan finds this job's processes");
@@ -632,13 +649,20 @@ async fn read_outputs(path: PathBuf, io: &StepIo<'_>) -> Vec<(String, String)> {
     parsed.outputs
 }
 
-/// The name of a job's cgroup: its directory's name (`<job>-<random>`), to tell which job it is.
-fn cgroup_name(job_dir: &Path) -> String {
-    let name = job_dir
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!("runnel-{name}")
+/// Removes a job's (empty) cgroup; on error returns it with the error.
+fn remove_cgroup(cgroup: Option<JobCgroup>) -> Option<(JobCgroup, io::Error)> {
+    cgroup.and_then(|cgroup| match cgroup.remove() {
+        Ok(()) => None,
+        Err(err) => Some((cgroup, err)),
+    })
+}
+
+/// The name of a job's cgroup: its job's name (see [`directory_name`]) and a random part.
+fn cgroup_name(name: &str) -> String {
+    // Random: a job directory, and a job key, may serve again while the cgroup of its last job
+    // could not be removed yet.
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("runnel-{name}-{}", &suffix[..12])
 }
 
 /// A file-system-safe, recognisable directory name for a job key.

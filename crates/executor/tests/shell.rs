@@ -506,7 +506,11 @@ async fn a_job_that_started_no_process_scans_nothing_at_cleanup() {
     let decoy = Decoy::start(workspace.job_cookie());
     executor.cleanup(&mut workspace).await.expect("cleanup");
     assert!(is_alive(decoy.pid()));
-    assert!(!workspace.path().exists());
+    assert_eq!(
+        idle_dirs(&harness),
+        [workspace.path().parent().expect("job dir").to_path_buf()],
+        "nothing of the job was left: its directory serves the next job"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -879,24 +883,31 @@ async fn each_job_gets_its_own_workspace_and_cleanup_is_idempotent() {
     set_mode(&first.path().join("read-only"), 0o500);
     executor.cleanup(&mut first).await.expect("cleanup");
     executor.cleanup(&mut first).await.expect("cleanup again");
-    assert!(!first.path().exists());
+    assert_eq!(
+        std::fs::read_dir(first.path())
+            .expect("kept for the next job")
+            .count(),
+        0,
+        "emptied, read-only directory and all"
+    );
     assert!(
-        second.path().is_dir(),
+        second.path().join("..").is_dir(),
         "cleaning one job leaves the other alone"
     );
     executor.cleanup(&mut second).await.expect("cleanup");
+    assert_eq!(idle_dirs(&harness).len(), 2);
 }
 
-/// The entries of the workspace root whose names start with `.spare-` (recycled job
-/// directories waiting for a job).
-fn spare_dirs(harness: &Harness) -> Vec<PathBuf> {
+/// The entries of the workspace root named `slot-…` (job directories that serve job after
+/// job; after a cleanup they wait for the next job).
+fn idle_dirs(harness: &Harness) -> Vec<PathBuf> {
     match std::fs::read_dir(harness.scratch().join("jobs")) {
         Ok(entries) => entries
             .flatten()
             .map(|entry| entry.path())
             .filter(|path| {
                 path.file_name()
-                    .is_some_and(|name| name.to_string_lossy().starts_with(".spare-"))
+                    .is_some_and(|name| name.to_string_lossy().starts_with("slot-"))
             })
             .collect(),
         Err(_) => Vec::new(),
@@ -917,19 +928,21 @@ async fn a_finished_jobs_directory_is_emptied_and_serves_the_next_job() {
     let first_job_dir = first.path().parent().expect("job dir").to_path_buf();
     let first_inode = std::fs::metadata(&first_job_dir).expect("job dir").ino();
     executor.cleanup(&mut first).await.expect("cleanup");
-    assert!(!first.path().exists(), "the finished job's paths are gone");
-    assert_eq!(spare_dirs(&harness).len(), 1, "kept for the next job");
+    assert_eq!(
+        idle_dirs(&harness),
+        std::slice::from_ref(&first_job_dir),
+        "kept for the next job"
+    );
 
     let second_task = job().step("ls -A; ls -A .. | sort | tr '\\n' ' '").task;
     let mut second = executor.prepare(&second_task).await.expect("prepare");
     let second_job_dir = second.path().parent().expect("job dir").to_path_buf();
-    assert_ne!(second_job_dir, first_job_dir, "a fresh name for each job");
+    assert_eq!(second_job_dir, first_job_dir, "the same directory, reused");
     assert_eq!(
         std::fs::metadata(&second_job_dir).expect("job dir").ino(),
         first_inode,
-        "the same directory, recycled"
+        "the same directory, not a new one of the same name"
     );
-    assert!(spare_dirs(&harness).is_empty());
     for dir in [&second_job_dir, &second.path().to_path_buf()] {
         assert_eq!(
             std::fs::metadata(dir).expect("exists").mode() & 0o777,
@@ -950,13 +963,33 @@ async fn a_finished_jobs_directory_is_emptied_and_serves_the_next_job() {
         script
     );
     executor.cleanup(&mut second).await.expect("cleanup");
-    assert!(!second_job_dir.exists());
+    assert_eq!(idle_dirs(&harness), std::slice::from_ref(&second_job_dir));
 
+    let clone = executor.clone();
     drop(executor);
+    assert_eq!(idle_dirs(&harness).len(), 1, "a clone still holds them");
+    drop(clone);
     assert!(
-        spare_dirs(&harness).is_empty(),
-        "the last executor clone removes the spare directories"
+        idle_dirs(&harness).is_empty(),
+        "the last executor clone removes the idle directories"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_directory_removed_by_the_operator_is_replaced() {
+    let harness = Harness::new();
+    let executor = harness.executor();
+    let ran = run(&executor, job().step("touch made")).await;
+    assert_eq!(ran.statuses(), [StepStatus::Completed]);
+    let idle = idle_dirs(&harness);
+    assert_eq!(idle.len(), 1);
+    std::fs::remove_dir_all(&idle[0]).expect("cleared by the operator");
+    let ran = run(&executor, job().step("ls -A; touch made")).await;
+    assert_eq!(ran.statuses(), [StepStatus::Completed]);
+    assert_eq!(ran.stdout(0), "", "a fresh, empty workspace");
+    let replaced = idle_dirs(&harness);
+    assert_eq!(replaced.len(), 1);
+    assert_ne!(replaced, idle);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -974,7 +1007,7 @@ async fn a_job_that_left_processes_behind_gets_its_directory_removed_not_recycle
     executor.cleanup(&mut workspace).await.expect("cleanup");
     assert!(!is_alive(escaped));
     assert!(!job_dir.exists());
-    assert!(spare_dirs(&harness).is_empty());
+    assert!(idle_dirs(&harness).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

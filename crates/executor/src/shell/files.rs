@@ -1,17 +1,24 @@
 //! The shell executor's file-system work, one blocking function per phase of a job (prepare,
 //! start a step, read its outputs, clean up), so each phase is one hand-off to the blocking pool.
 
+use std::ffi::{CStr, CString, OsStr};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{
     DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
 };
 use std::path::{Path, PathBuf};
 
+use nix::dir::{Dir, Type};
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
+
 use crate::executor::ExecError;
 use crate::outputs::MAX_OUTPUT_FILE_BYTES;
 
-/// A job's directories: `<root>/<job>-<random>/` holding `workspace/` and the step files.
+/// A job's directories: `<root>/<name>-<random>/` holding `workspace/` and the step files.
 #[derive(Debug)]
 pub(crate) struct JobDirs {
     pub(crate) job_dir: PathBuf,
@@ -63,7 +70,7 @@ pub(crate) fn create_job_dirs(root: &Path, base: &str) -> Result<JobDirs, ExecEr
     }
     // The step files live in the job directory itself, beside `workspace`: a third directory
     // of their own cost one more `mkdir` and `rmdir` per job (an inode and a directory block to
-    // allocate and free; see `recycle_job_dir`).
+    // allocate and free; see `reset_job_dir`).
     Ok(JobDirs {
         meta_dir: job_dir.clone(),
         job_dir,
@@ -71,161 +78,214 @@ pub(crate) fn create_job_dirs(root: &Path, base: &str) -> Result<JobDirs, ExecEr
     })
 }
 
-/// Prefix of the recycled job directories waiting in the workspace root for their next job.
-const SPARE_PREFIX: &str = ".spare-";
+/// Prefix of the job directories an executor reuses job after job, one per job running at a
+/// time: `slot-<pid>-<random>`, named after the process that made them so that the next start
+/// can tell those of a process that is gone.
+const SLOT_PREFIX: &str = "slot-";
+/// Prefix of the recycled job directories of earlier versions, renamed after each job; only swept.
+const LEGACY_SPARE_PREFIX: &str = ".spare-";
 
-/// Takes a recycled job directory (see [`recycle_job_dir`]) for a new job: renamed to a fresh
-/// name under `root` named after `base`, never over an existing entry.
-pub(crate) fn adopt_job_dir(spare: &Path, root: &Path, base: &str) -> io::Result<JobDirs> {
-    let mut attempt = 0;
-    loop {
-        let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let job_dir = root.join(format!("{base}-{}", &suffix[..12]));
-        match rename_no_replace(spare, &job_dir) {
-            Ok(()) => {
-                return Ok(JobDirs {
-                    workspace: job_dir.join("workspace"),
-                    meta_dir: job_dir.clone(),
-                    job_dir,
-                });
-            }
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists && attempt < 5 => attempt += 1,
-            Err(err) => return Err(err),
-        }
+/// Creates a job directory for reuse (see [`reset_job_dir`]), named after this process.
+pub(crate) fn create_slot_dirs(root: &Path) -> Result<JobDirs, ExecError> {
+    create_job_dirs(root, &format!("{SLOT_PREFIX}{}", std::process::id()))
+}
+
+/// The job directory `job_dir` as [`JobDirs`], for a job that reuses it.
+pub(crate) fn job_dirs_of(job_dir: PathBuf) -> JobDirs {
+    JobDirs {
+        workspace: job_dir.join("workspace"),
+        meta_dir: job_dir.clone(),
+        job_dir,
     }
 }
 
-/// Whether `dir` is a directory with nothing in it (one `getdents`; `false` if unreadable).
-fn is_empty_dir(dir: &Path) -> bool {
-    fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
-}
-
-/// The most entries, and the largest step file, of a job directory that [`is_light_to_recycle`].
+/// The most entries, and the largest step file, of a job directory that a light reset handles.
 const LIGHT_ENTRIES: usize = 64;
 const LIGHT_FILE_BYTES: u64 = 1024 * 1024;
 
-/// Whether recycling (or removing) `job_dir` is a few small operations, cheap enough for an
-/// async worker: nothing in it but an empty `workspace` and a few step files, none large. A job
-/// may leave anything there (a tree beside its workspace, a huge `$RUNNEL_OUTPUT`): then no.
-pub(crate) fn is_light_to_recycle(job_dir: &Path) -> bool {
-    let Ok(entries) = fs::read_dir(job_dir) else {
-        return false;
-    };
-    for (index, entry) in entries.enumerate() {
-        let Ok(entry) = entry else {
-            return false;
-        };
-        let Ok(kind) = entry.file_type() else {
-            return false;
-        };
-        let name = entry.file_name();
-        let is_light = index < LIGHT_ENTRIES
-            && if name == "workspace" && kind.is_dir() {
-                is_empty_dir(&entry.path())
-            } else {
-                kind.is_file()
-                    && is_step_file_name(&name.to_string_lossy())
-                    && entry
-                        .metadata()
-                        .is_ok_and(|metadata| metadata.len() <= LIGHT_FILE_BYTES)
-            };
-        if !is_light {
-            return false;
-        }
-    }
-    true
+/// What [`reset_job_dir`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reset {
+    /// The directory is ready for the next job.
+    Done,
+    /// Asked for a light reset, it found more: a tree beside the workspace, anything in the
+    /// workspace, a large step file, many entries. Perhaps partly reset; the caller resets it
+    /// off the async workers.
+    TooHeavy,
 }
 
-/// Makes a finished job's directory ready for another job, instead of removing it: the
-/// workspace emptied, the step files truncated (kept, so that the next job's are rewritten in
-/// place), anything else removed, both directories private again, and the directory renamed
-/// to a spare name under `root`. Returns the spare's path. Only for a job whose processes are
-/// all gone. On error the caller removes the directory.
+/// Makes a finished job's directory ready for the next job in place, instead of removing it:
+/// the workspace emptied, the step files truncated (kept, so that the next job's are rewritten
+/// in place), anything else removed, both directories private again. Only for a job whose
+/// processes are all gone. On error the caller removes the directory.
+///
+/// With `only_if_light`, it does only a few small operations, cheap enough for an async worker,
+/// and answers [`Reset::TooHeavy`] when the job left more (a job may leave anything there).
 ///
 /// Creating and removing a job directory, its workspace and two files per step were a sixth of
 /// the server's CPU per trivial run on ext4 without a journal, which checks every recently
-/// freed inode when it allocates one; a recycled directory allocates none.
-pub(crate) fn recycle_job_dir(job_dir: &Path, root: &Path) -> io::Result<PathBuf> {
-    fs::set_permissions(job_dir, fs::Permissions::from_mode(0o700))?;
+/// freed inode when it allocates one; a reused directory allocates none. Renaming it after
+/// each job (to a spare name, then to the next job's) cost two more journaled operations per
+/// job: it keeps its name. Everything goes through the directory's descriptor, not its path.
+pub(crate) fn reset_job_dir(job_dir: &Path, only_if_light: bool) -> io::Result<Reset> {
+    let mut dir = Dir::open(job_dir, dir_flags(), Mode::empty())?;
+    make_private(&dir)?;
+    let entries = list_dir(&mut dir)?;
+    if only_if_light
+        && (entries.len() > LIGHT_ENTRIES
+            || entries.iter().any(|(name, kind)| match kind {
+                Some(Type::Directory) => name.as_c_str() != c"workspace",
+                Some(Type::File) => !is_step_file_name(name),
+                _ => true,
+            }))
+    {
+        return Ok(Reset::TooHeavy);
+    }
     let mut has_workspace = false;
-    for entry in fs::read_dir(job_dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        let kind = entry.file_type()?;
-        let name = entry.file_name();
-        if name == "workspace" && kind.is_dir() {
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o700))?;
-            for inner in fs::read_dir(&path)? {
-                let inner = inner?;
-                if inner.file_type()?.is_dir() {
-                    remove_tree(&inner.path())?;
-                } else {
-                    fs::remove_file(inner.path())?;
+    for (name, kind) in entries {
+        let kind = match kind {
+            Some(kind) => kind,
+            None => kind_at(&dir, &name)?,
+        };
+        if kind == Type::Directory && name.as_c_str() == c"workspace" {
+            let mut workspace = Dir::openat(&dir, name.as_c_str(), dir_flags(), Mode::empty())?;
+            make_private(&workspace)?;
+            let inner = list_dir(&mut workspace)?;
+            if !inner.is_empty() {
+                if only_if_light {
+                    return Ok(Reset::TooHeavy);
+                }
+                let workspace_path = job_dir.join("workspace");
+                for (inner_name, inner_kind) in inner {
+                    remove_entry(&workspace, &workspace_path, &inner_name, inner_kind)?;
                 }
             }
             has_workspace = true;
-        } else if kind.is_file() && is_step_file_name(&name.to_string_lossy()) {
-            let file = OpenOptions::new()
-                .write(true)
-                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-                .open(&path)?;
+        } else if kind == Type::File && is_step_file_name(&name) {
+            let file = File::from(nix::fcntl::openat(
+                &dir,
+                name.as_c_str(),
+                OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?);
+            let metadata = file.metadata()?;
+            if only_if_light && metadata.len() > LIGHT_FILE_BYTES {
+                return Ok(Reset::TooHeavy);
+            }
             // A hard link to a file elsewhere is unlinked, never truncated. An empty file is
             // left as it is (a truncation still updates its times, a journaled inode write).
-            let metadata = file.metadata()?;
-            if metadata.nlink() == 1 {
+            if metadata.is_file() && metadata.nlink() == 1 {
                 if metadata.len() > 0 {
                     file.set_len(0)?;
                 }
             } else {
                 drop(file);
-                fs::remove_file(&path)?;
+                unlinkat(&dir, name.as_c_str(), UnlinkatFlags::NoRemoveDir)?;
             }
-        } else if kind.is_dir() {
-            remove_tree(&path)?;
         } else {
-            fs::remove_file(&path)?;
+            remove_entry(&dir, job_dir, &name, Some(kind))?;
         }
     }
     if !has_workspace {
-        private_dir_builder().create(job_dir.join("workspace"))?;
+        mkdirat(&dir, c"workspace", Mode::S_IRWXU)?;
     }
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let spare = root.join(format!(
-        "{SPARE_PREFIX}{}-{}",
-        std::process::id(),
-        &suffix[..12]
-    ));
-    rename_no_replace(job_dir, &spare)?;
-    Ok(spare)
+    Ok(Reset::Done)
 }
 
-/// Removes the spare directories left under `root` by processes that are gone (a server
-/// killed with `kill -9` never removed its spares), and those named before spares carried their
-/// owner's process id. Spares of live processes, this one's included, stay: another server
-/// may share the root. Returns how many were removed; errors are skipped (a spare that cannot
-/// be removed now is tried again at the next start).
-pub(crate) fn sweep_stale_spares(root: &Path) -> usize {
+/// Opening a directory of a job: never through a symlink the job planted.
+fn dir_flags() -> OFlag {
+    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
+}
+
+/// Mode 0700 for `dir`, changed only if a job changed it (a `chmod` to the same mode is still a
+/// journaled inode write).
+fn make_private(dir: &Dir) -> io::Result<()> {
+    if fstat(dir)?.st_mode & 0o7777 != 0o700 {
+        fchmod(dir, Mode::S_IRWXU)?;
+    }
+    Ok(())
+}
+
+/// The entries of `dir` but `.` and `..`, with their types where the file system tells.
+fn list_dir(dir: &mut Dir) -> io::Result<Vec<(CString, Option<Type>)>> {
+    let mut entries = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            entries.push((name.to_owned(), entry.file_type()));
+        }
+    }
+    Ok(entries)
+}
+
+/// The type of `name` in `dir`, not following a symlink (for file systems whose listings
+/// leave it out).
+fn kind_at(dir: &Dir, name: &CStr) -> io::Result<Type> {
+    let mode = SFlag::from_bits_truncate(
+        fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?.st_mode & SFlag::S_IFMT.bits(),
+    );
+    Ok(match mode {
+        SFlag::S_IFDIR => Type::Directory,
+        SFlag::S_IFREG => Type::File,
+        SFlag::S_IFLNK => Type::Symlink,
+        SFlag::S_IFIFO => Type::Fifo,
+        SFlag::S_IFSOCK => Type::Socket,
+        SFlag::S_IFCHR => Type::CharacterDevice,
+        _ => Type::BlockDevice,
+    })
+}
+
+/// Removes the entry `name` of `dir` (whose path is `dir_path`): a directory with all it holds.
+fn remove_entry(dir: &Dir, dir_path: &Path, name: &CStr, kind: Option<Type>) -> io::Result<()> {
+    let kind = match kind {
+        Some(kind) => kind,
+        None => kind_at(dir, name)?,
+    };
+    if kind == Type::Directory {
+        remove_tree(&dir_path.join(OsStr::from_bytes(name.to_bytes())))
+    } else {
+        Ok(unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)?)
+    }
+}
+
+/// Removes the job directories left under `root` by processes that are gone: the reused
+/// directories of a server killed with `kill -9` (with whatever its last jobs left in them),
+/// and the recycled ones of earlier versions. Those of live processes, this one's included,
+/// stay: another server may share the root. Returns how many were removed; errors are skipped
+/// (a directory that cannot be removed now is tried again at the next start).
+pub(crate) fn sweep_stale_slots(root: &Path) -> usize {
     let Ok(entries) = fs::read_dir(root) else {
         return 0;
     };
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(rest) = name
-            .to_str()
-            .and_then(|name| name.strip_prefix(SPARE_PREFIX))
-        else {
+        let Some(name) = name.to_str() else {
             continue;
         };
-        // `<pid>-<random>`; an older spare has no pid.
-        let owner = rest
-            .split_once('-')
-            .and_then(|(pid, _)| pid.parse::<i32>().ok());
-        if owner.is_some_and(is_alive) {
-            continue;
-        }
+        let is_stale = if let Some(rest) = name.strip_prefix(SLOT_PREFIX) {
+            // `<pid>-<random>`, exactly as `create_slot_dirs` names them.
+            rest.split_once('-')
+                .filter(|(_, random)| {
+                    random.len() == 12 && random.bytes().all(|b| b.is_ascii_hexdigit())
+                })
+                .and_then(|(pid, _)| pid.parse::<i32>().ok())
+                .is_some_and(|pid| !is_alive(pid))
+        } else if let Some(rest) = name.strip_prefix(LEGACY_SPARE_PREFIX) {
+            // `<pid>-<random>`; the oldest have no pid.
+            !rest
+                .split_once('-')
+                .and_then(|(pid, _)| pid.parse::<i32>().ok())
+                .is_some_and(is_alive)
+        } else {
+            false
+        };
         // Never follow a link: only a directory of our own making is removed.
-        if entry.file_type().is_ok_and(|kind| kind.is_dir()) && remove_tree(&entry.path()).is_ok() {
+        if is_stale
+            && entry.file_type().is_ok_and(|kind| kind.is_dir())
+            && remove_tree(&entry.path()).is_ok()
+        {
             removed += 1;
         }
     }
@@ -244,35 +304,15 @@ fn is_alive(pid: i32) -> bool {
 }
 
 /// `step-<n>.sh` or `output-<n>`, the names the executor gives a step's files.
-fn is_step_file_name(name: &str) -> bool {
+fn is_step_file_name(name: &CStr) -> bool {
+    let Ok(name) = name.to_str() else {
+        return false;
+    };
     let number = name
         .strip_prefix("step-")
         .and_then(|rest| rest.strip_suffix(".sh"))
         .or_else(|| name.strip_prefix("output-"));
     number.is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// `rename(2)` that fails with `AlreadyExists` instead of replacing an existing `to`.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
-    nix::fcntl::renameat2(
-        nix::fcntl::AT_FDCWD,
-        from,
-        nix::fcntl::AT_FDCWD,
-        to,
-        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-    )
-    .map_err(io::Error::from)
-}
-
-/// Without `renameat2`: a check, then `rename` (a race lost here replaces only an empty
-/// directory of a random name).
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
-    if fs::symlink_metadata(to).is_ok() {
-        return Err(io::ErrorKind::AlreadyExists.into());
-    }
-    fs::rename(from, to)
 }
 
 /// Writes a step's script and an empty output file (mode 0600), see [`write_file`].
@@ -423,16 +463,20 @@ mod tests {
     }
 
     #[test]
-    fn spares_of_processes_that_are_gone_are_swept_and_the_rest_stays() {
+    fn job_directories_of_processes_that_are_gone_are_swept_and_the_rest_stays() {
         let root = tempfile::tempdir().expect("temp dir");
         let mut child = std::process::Command::new("true").spawn().expect("spawn");
         let gone = child.id();
         child.wait().expect("reaped");
         let names = [
-            format!("{SPARE_PREFIX}{gone}-aaaaaaaaaaaa"),
-            format!("{SPARE_PREFIX}bbbbbbbbbbbb"),
-            format!("{SPARE_PREFIX}{}-cccccccccccc", std::process::id()),
-            format!("{SPARE_PREFIX}1-dddddddddddd"),
+            format!("{SLOT_PREFIX}{gone}-aaaaaaaaaaaa"),
+            format!("{LEGACY_SPARE_PREFIX}{gone}-aaaaaaaaaaaa"),
+            format!("{LEGACY_SPARE_PREFIX}bbbbbbbbbbbb"),
+            format!("{SLOT_PREFIX}{}-cccccccccccc", std::process::id()),
+            format!("{LEGACY_SPARE_PREFIX}{}-cccccccccccc", std::process::id()),
+            format!("{SLOT_PREFIX}1-dddddddddddd"),
+            // Not named as this executor names them: a kept job directory, say.
+            format!("{SLOT_PREFIX}{gone}-kept"),
             "run-job-eeeeeeeeeeee".to_owned(),
         ];
         for name in &names {
@@ -440,29 +484,22 @@ mod tests {
             fs::create_dir_all(dir.join("workspace")).expect("created");
             fs::write(dir.join("step-0.sh"), b"").expect("written");
         }
-        // A link named like a spare is never followed, nor removed.
+        // A link named like a slot is never followed, nor removed.
         let target = tempfile::tempdir().expect("temp dir");
-        std::os::unix::fs::symlink(
-            target.path(),
-            root.path().join(format!("{SPARE_PREFIX}link")),
-        )
-        .expect("link");
+        let link = format!("{SLOT_PREFIX}{gone}-ffffffffffff");
+        std::os::unix::fs::symlink(target.path(), root.path().join(&link)).expect("link");
 
-        assert_eq!(sweep_stale_spares(root.path()), 2);
+        assert_eq!(sweep_stale_slots(root.path()), 3);
         let left = sorted_names(root.path());
-        let mut expected = vec![
-            names[2].clone(),
-            names[3].clone(),
-            names[4].clone(),
-            format!("{SPARE_PREFIX}link"),
-        ];
+        let mut expected = names[3..].to_vec();
+        expected.push(link);
         expected.sort();
         assert_eq!(
             left, expected,
-            "this process's, a live one's (pid 1), a job's"
+            "this process's, a live one's (pid 1), others"
         );
         assert!(target.path().exists());
-        assert_eq!(sweep_stale_spares(&root.path().join("missing")), 0);
+        assert_eq!(sweep_stale_slots(&root.path().join("missing")), 0);
     }
 
     #[test]
@@ -502,43 +539,71 @@ mod tests {
     }
 
     #[test]
-    fn only_a_job_directory_with_an_empty_workspace_and_small_step_files_is_light() {
+    fn a_light_reset_handles_only_an_empty_workspace_and_small_step_files() {
         let root = tempfile::tempdir().expect("temp dir");
-        let dirs = create_job_dirs(&root.path().join("jobs"), "job").expect("created");
-        assert!(is_light_to_recycle(&dirs.job_dir), "fresh");
+        let dirs = create_slot_dirs(&root.path().join("jobs")).expect("created");
+        let light = |why: &str| {
+            assert_eq!(
+                reset_job_dir(&dirs.job_dir, true).expect("reset"),
+                Reset::Done,
+                "{why}"
+            );
+        };
+        let heavy = |why: &str| {
+            assert_eq!(
+                reset_job_dir(&dirs.job_dir, true).expect("reset"),
+                Reset::TooHeavy,
+                "{why}"
+            );
+        };
+        light("fresh");
         write_step_files(
             &dirs.meta_dir.join("step-0.sh"),
             b"true",
             &dirs.meta_dir.join("output-0"),
         )
         .expect("written");
-        assert!(is_light_to_recycle(&dirs.job_dir), "with step files");
+        light("with step files");
 
         fs::write(dirs.workspace.join("built"), "x").expect("write");
+        heavy("a workspace with something in it");
         assert!(
-            !is_light_to_recycle(&dirs.job_dir),
-            "a workspace with something in it"
+            dirs.workspace.join("built").exists(),
+            "left for the full reset"
         );
         fs::remove_file(dirs.workspace.join("built")).expect("remove");
 
         fs::create_dir(dirs.job_dir.join("beside")).expect("mkdir");
-        assert!(
-            !is_light_to_recycle(&dirs.job_dir),
-            "a tree beside the workspace"
-        );
+        heavy("a tree beside the workspace");
         fs::remove_dir(dirs.job_dir.join("beside")).expect("rmdir");
+        fs::write(dirs.job_dir.join("notes.txt"), "x").expect("write");
+        heavy("a file of another name beside the workspace");
+        fs::remove_file(dirs.job_dir.join("notes.txt")).expect("remove");
 
         let output = OpenOptions::new()
             .write(true)
             .open(dirs.meta_dir.join("output-0"))
             .expect("open");
         output.set_len(LIGHT_FILE_BYTES + 1).expect("grow");
-        assert!(!is_light_to_recycle(&dirs.job_dir), "a large output file");
-        output.set_len(0).expect("shrink");
-        assert!(is_light_to_recycle(&dirs.job_dir), "light again");
+        heavy("a large output file");
+        assert_eq!(
+            reset_job_dir(&dirs.job_dir, false).expect("reset"),
+            Reset::Done
+        );
+        assert_eq!(output.metadata().expect("stat").len(), 0, "truncated");
+        light("light again");
         assert!(
-            !is_light_to_recycle(&root.path().join("missing")),
-            "unreadable"
+            reset_job_dir(&root.path().join("missing"), true).is_err(),
+            "missing"
+        );
+        assert!(
+            dirs.job_dir
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .starts_with(&format!("{SLOT_PREFIX}{}-", std::process::id())),
+            "named after this process: {}",
+            dirs.job_dir.display()
         );
     }
 
@@ -589,10 +654,10 @@ mod tests {
     }
 
     #[test]
-    fn a_recycled_job_directory_keeps_only_an_empty_workspace_and_emptied_step_files() {
+    fn a_reset_job_directory_keeps_only_an_empty_private_workspace_and_emptied_step_files() {
         let root = tempfile::tempdir().expect("temp dir");
         let jobs = root.path().join("jobs");
-        let dirs = create_job_dirs(&jobs, "job").expect("created");
+        let dirs = create_slot_dirs(&jobs).expect("created");
         write_step_files(
             &dirs.meta_dir.join("step-0.sh"),
             b"echo",
@@ -600,26 +665,73 @@ mod tests {
         )
         .expect("written");
         fs::write(dirs.workspace.join("file"), "x").expect("write");
-        fs::create_dir(dirs.workspace.join("sub")).expect("mkdir");
+        fs::create_dir_all(dirs.workspace.join("sub/deeper")).expect("mkdir");
+        fs::set_permissions(
+            dirs.workspace.join("sub"),
+            fs::Permissions::from_mode(0o500),
+        )
+        .expect("read-only");
         fs::write(dirs.meta_dir.join("step-x.sh"), "not ours").expect("write");
+        fs::create_dir(dirs.meta_dir.join("beside")).expect("mkdir");
         let elsewhere = root.path().join("elsewhere");
         fs::write(&elsewhere, "keep me").expect("write");
         fs::hard_link(&elsewhere, dirs.meta_dir.join("step-1.sh")).expect("link");
         std::os::unix::fs::symlink("/", dirs.meta_dir.join("output-1")).expect("symlink");
-        let spare = recycle_job_dir(&dirs.job_dir, &jobs).expect("recycled");
-        assert!(!dirs.job_dir.exists());
-        let names = sorted_names(&spare);
-        assert_eq!(names, ["output-0", "step-0.sh", "workspace"]);
-        assert_eq!(fs::read(spare.join("step-0.sh")).expect("read"), b"");
-        assert_eq!(fs::read_to_string(&elsewhere).expect("read"), "keep me");
-        assert_eq!(
-            fs::read_dir(spare.join("workspace")).expect("read").count(),
-            0
-        );
+        for dir in [&dirs.job_dir, &dirs.workspace] {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let inode = fs::metadata(&dirs.job_dir).expect("exists").ino();
 
-        let adopted = adopt_job_dir(&spare, &jobs, "next").expect("adopted");
-        assert!(!spare.exists());
-        assert!(adopted.workspace.is_dir());
-        assert_eq!(adopted.meta_dir, adopted.job_dir);
+        assert_eq!(
+            reset_job_dir(&dirs.job_dir, true).expect("reset"),
+            Reset::TooHeavy
+        );
+        assert_eq!(
+            reset_job_dir(&dirs.job_dir, false).expect("reset"),
+            Reset::Done
+        );
+        assert_eq!(
+            sorted_names(&dirs.job_dir),
+            ["output-0", "step-0.sh", "workspace"]
+        );
+        assert_eq!(
+            fs::metadata(&dirs.job_dir).expect("exists").ino(),
+            inode,
+            "in place"
+        );
+        assert_eq!(fs::read(dirs.job_dir.join("step-0.sh")).expect("read"), b"");
+        assert_eq!(fs::read_to_string(&elsewhere).expect("read"), "keep me");
+        assert!(sorted_names(&dirs.workspace).is_empty());
+        for dir in [&dirs.job_dir, &dirs.workspace] {
+            assert_eq!(fs::metadata(dir).expect("exists").mode() & 0o7777, 0o700);
+        }
+
+        // A workspace the job replaced with a symlink is removed (not followed) and made anew.
+        fs::remove_dir(&dirs.workspace).expect("rmdir");
+        std::os::unix::fs::symlink(root.path(), &dirs.workspace).expect("symlink");
+        assert_eq!(
+            reset_job_dir(&dirs.job_dir, true).expect("reset"),
+            Reset::TooHeavy
+        );
+        assert_eq!(
+            reset_job_dir(&dirs.job_dir, false).expect("reset"),
+            Reset::Done
+        );
+        assert!(
+            fs::symlink_metadata(&dirs.workspace)
+                .expect("exists")
+                .is_dir()
+        );
+        assert!(
+            jobs.exists() && elsewhere.exists(),
+            "nothing outside was touched"
+        );
+        // A missing workspace is made anew.
+        fs::remove_dir(&dirs.workspace).expect("rmdir");
+        assert_eq!(
+            reset_job_dir(&dirs.job_dir, true).expect("reset"),
+            Reset::Done
+        );
+        assert!(dirs.workspace.is_dir());
     }
 }
