@@ -570,7 +570,14 @@ impl Writer {
             .map_err(|err| StoreError::from(sqlx::Error::Io(err)))?;
         std::thread::Builder::new()
             .name("sqlite-writer".to_owned())
-            .spawn(move || runtime.block_on(self.run(rx, max_batch)))
+            .spawn(move || {
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    runtime.block_on(self.run(rx, max_batch));
+                }));
+                if ran.is_err() {
+                    abort_after_writer_panic();
+                }
+            })
             .map_err(|err| StoreError::from(sqlx::Error::Io(err)))?;
         Ok(())
     }
@@ -956,4 +963,74 @@ async fn check_postgres(pool: &AnyPool) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// Ends the process after a panic on the SQLite writer thread (a bug: the panic hook has
+/// printed it). Without its writer the store would refuse every write from then on while reads
+/// and health checks went on answering: a server alive in name only. Ended, it is restarted by
+/// whatever supervises it and recovers as after `kill -9`: the transaction the panic interrupted
+/// was never committed, so nothing acknowledged is lost (`docs/ARCHITECTURE.md`).
+fn abort_after_writer_panic() -> ! {
+    tracing::error!(
+        "the SQLite writer thread panicked; ending the process so that a restart recovers the store"
+    );
+    eprintln!(
+        "runnel: the SQLite writer thread panicked; ending the process so that a restart recovers the store"
+    );
+    std::process::abort()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SecretKey, StoreConfig};
+    use std::os::unix::process::ExitStatusExt as _;
+
+    /// `SIGABRT`, the signal `abort` raises (6 on Linux, the BSDs and macOS).
+    const SIGABRT: i32 = 6;
+    /// Set in the child process that the test below starts, which plays the doomed server.
+    const CHILD_VAR: &str = "RUNNEL_TEST_WRITER_PANIC_CHILD";
+
+    #[test]
+    fn a_panic_on_the_sqlite_writer_thread_ends_the_process() {
+        if let Some(dir) = std::env::var_os(CHILD_VAR) {
+            let runtime = tokio::runtime::Runtime::new().expect("runtime");
+            runtime.block_on(async {
+                let path = std::path::Path::new(&dir).join("runnel.db");
+                let db = Db::open(&StoreConfig::sqlite(&path, SecretKey::generate()))
+                    .await
+                    .expect("store");
+                let planted: Result<(), StoreError> = db
+                    .write(|_conn| Box::pin(async { panic!("a planted bug in a write") }))
+                    .await;
+                eprintln!("the write answered {planted:?}");
+                // Only a process the panic did not end gets here and beyond.
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            });
+            std::process::exit(0);
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "db::tests::a_panic_on_the_sqlite_writer_thread_ends_the_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_VAR, dir.path())
+            .output()
+            .expect("child ran");
+        let stderr = String::from_utf8_lossy(&child.stderr);
+        assert_eq!(
+            child.status.signal(),
+            Some(SIGABRT),
+            "the process ended itself ({:?}); its stderr:\n{stderr}",
+            child.status
+        );
+        assert!(stderr.contains("a planted bug in a write"), "{stderr}");
+        assert!(
+            stderr.contains("the SQLite writer thread panicked"),
+            "{stderr}"
+        );
+    }
 }
