@@ -148,6 +148,18 @@ pub(crate) async fn trigger(
                 }
                 ExceedAction::Queue => status = RunStatus::Queued,
             }
+        } else if concurrency.exceed_action == ExceedAction::Queue
+            && inner
+                .store
+                .count_runs(&pipeline.id, &[RunStatus::Queued])
+                .await?
+                > 0
+        {
+            // A free slot goes to the runs already waiting, oldest first (`start_next_queued`):
+            // a new run waits behind them. (A slot can be free while runs wait: a run just
+            // ended and the oldest is about to be admitted, or the limit was raised while they
+            // wait under their own version's.)
+            status = RunStatus::Queued;
         }
     }
 

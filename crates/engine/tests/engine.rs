@@ -9,8 +9,8 @@ use runnel_engine::{
     TriggerRequest,
 };
 use runnel_store::{
-    IdentityStore, JobOutcome, NewPipeline, PipelineStore, RunDetail, RunStore, SecretKey,
-    StepReport, Store, StoreConfig, new_id,
+    IdentityStore, JobOutcome, NewPipeline, PipelineStore, PipelineUpdate, RunDetail, RunStore,
+    SecretKey, StepReport, Store, StoreConfig, new_id,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -621,6 +621,83 @@ async fn runs_that_end_together_free_their_slots_for_as_many_queued_runs_in_orde
     assert_eq!(last.run_id, runs[4]);
     harness.finish(&last, JobStatus::Completed).await;
     harness.wait_status(&runs[4], RunStatus::Completed).await;
+}
+
+/// Regression: a run triggered while older runs waited started at once if a slot was free for
+/// it (here the limit was raised while they waited), ahead of them.
+#[tokio::test]
+async fn a_new_run_waits_behind_queued_runs_even_when_a_slot_is_free() {
+    let harness = Harness::new(
+        "concurrency: { number: 1, exceed_action: QUEUE }\njobs:\n  - { name: solo, steps: [{ run: make }] }\n",
+    )
+    .await;
+    let first = harness.trigger().await;
+    let second = harness.trigger().await;
+    harness.wait_status(&first, RunStatus::Running).await;
+    assert_eq!(harness.detail(&second).await.run.status, RunStatus::Queued);
+    // Two slots from now on; the queued run keeps its own version's limit of one.
+    let record = harness
+        .store
+        .pipeline_by_id(&harness.pipeline_id)
+        .await
+        .expect("read")
+        .expect("pipeline");
+    let version = harness
+        .store
+        .pipeline_version(&harness.pipeline_id, record.current_version)
+        .await
+        .expect("read")
+        .expect("version");
+    let mut settings = record.settings.clone();
+    settings["concurrency_control"]["concurrency_number"] = serde_json::json!(2);
+    harness
+        .store
+        .update_pipeline(
+            &record.project_id,
+            &record.id,
+            PipelineUpdate {
+                name: record.name.clone(),
+                description: record.description.clone(),
+                is_publish: record.is_publish,
+                component_id: record.component_id.clone(),
+                group_id: record.group_id.clone(),
+                manifest_version: record.manifest_version.clone(),
+                definition: record.definition.clone(),
+                compiled: version.compiled.clone(),
+                sources: record.sources.clone(),
+                settings,
+                variables: Vec::new(),
+                variable_group_ids: Vec::new(),
+                tag_ids: None,
+                updater_id: harness.user.user_id.clone(),
+                now: runnel_engine::Clock::now(&harness.clock),
+            },
+        )
+        .await
+        .expect("limit raised");
+
+    let third = harness.trigger().await;
+    assert_eq!(
+        harness.detail(&third).await.run.status,
+        RunStatus::Queued,
+        "behind the run that waited first"
+    );
+    for (run, next) in [
+        (&first, Some(&second)),
+        (&second, Some(&third)),
+        (&third, None),
+    ] {
+        let dispatch = harness.claim().await;
+        assert_eq!(
+            &dispatch.run_id, run,
+            "runs start in the order they were triggered"
+        );
+        harness.finish(&dispatch, JobStatus::Completed).await;
+        harness.wait_status(run, RunStatus::Completed).await;
+        if let Some(next) = next {
+            harness.wait_status(next, RunStatus::Running).await;
+        }
+    }
 }
 
 #[tokio::test]
