@@ -5,6 +5,7 @@ mod files;
 mod procs;
 mod scan;
 
+use std::fs;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ pub const JOB_COOKIE_VAR: &str = "RUNNEL_JOB_COOKIE";
 /// Settings of the shell executor, built by the binary from its `Settings`.
 #[derive(Debug, Clone)]
 pub struct ShellExecutorConfig {
-    /// Parent directory of all job directories: `<root>/slot-<pid>-<random>/`, each reused job
+    /// Parent directory of all job directories: `<root>/slot-<owner>-<random>/`, each reused job
     /// after job, or `<root>/<job>-<random>/` when kept; each holds `workspace/` and the step files.
     pub workspace_root: PathBuf,
     /// Keep job directories after the job (for debugging), each named after its job; processes
@@ -84,10 +85,14 @@ pub struct ShellExecutor {
 /// At most this many emptied job directories wait for a job; more are removed.
 const MAX_IDLE_DIRS: usize = 32;
 
-/// Job directories waiting for their next job. The last executor clone to go removes them.
+/// Job directories waiting for their next job, and their owner. The last executor clone to go
+/// removes them, then its lock file.
 #[derive(Debug, Default)]
 struct IdleDirs {
     dirs: Mutex<Vec<PathBuf>>,
+    /// `None`: the lock file could not be made; jobs then get directories named after them,
+    /// removed after the job, never reused.
+    owner: Option<files::SlotOwner>,
 }
 
 impl IdleDirs {
@@ -184,11 +189,34 @@ impl ShellExecutor {
 
     /// An executor that finds job processes as `tracking` says. Asked for cgroups, it probes
     /// once whether it can create them (creating and removing a throw-away one). It first
-    /// removes the recycled job directories that processes now gone left in the workspace root.
+    /// locks its job directories' owner file and, on a thread of its own, removes the job
+    /// directories that executors now gone left in the workspace root.
     pub fn with_tracking(config: ShellExecutorConfig, tracking: ProcessTracking) -> ShellExecutor {
-        let swept = files::sweep_stale_slots(&config.workspace_root);
-        if swept > 0 {
-            tracing::info!(swept, root = %config.workspace_root.display(), "removed job directories left by processes that are gone");
+        let owner = if config.keep_workspaces {
+            None
+        } else {
+            files::SlotOwner::claim(&config.workspace_root)
+                .inspect_err(|err| tracing::warn!(root = %config.workspace_root.display(), error = %err, "cannot lock the workspace root: job directories are not reused"))
+                .ok()
+        };
+        let idle = Arc::new(IdleDirs {
+            dirs: Mutex::default(),
+            owner,
+        });
+        // What killed servers left may be large: removed on a thread of its own, never in the
+        // way of a job (its directories have other names).
+        let sweep_root = config.workspace_root.clone();
+        let own_token = idle.owner.as_ref().map(|owner| owner.token().to_owned());
+        let swept = std::thread::Builder::new()
+            .name("runnel-sweep".to_owned())
+            .spawn(move || {
+                let swept = files::sweep_stale_slots(&sweep_root, own_token.as_deref());
+                if swept > 0 {
+                    tracing::info!(swept, root = %sweep_root.display(), "removed job directories left by servers that are gone");
+                }
+            });
+        if let Err(err) = swept {
+            tracing::warn!(error = %err, "cannot start the sweep of old job directories");
         }
         let cgroups = match tracking {
             ProcessTracking::CookieScan => None,
@@ -206,7 +234,7 @@ impl ShellExecutor {
         ShellExecutor {
             config,
             cgroups,
-            idle: Arc::default(),
+            idle,
         }
     }
 
@@ -304,7 +332,7 @@ impl Executor for ShellExecutor {
             None
         } else {
             self.idle.take().map(files::job_dirs_of).filter(|dirs| {
-                let is_there = dirs.workspace.is_dir();
+                let is_there = fs::symlink_metadata(&dirs.workspace).is_ok_and(|m| m.is_dir());
                 if !is_there {
                     // What is left of it (usually nothing).
                     let _ = files::remove_tree(&dirs.job_dir);
@@ -312,10 +340,10 @@ impl Executor for ShellExecutor {
                 is_there
             })
         };
-        let dirs = match idle {
-            Some(dirs) => dirs,
-            None if self.config.keep_workspaces => files::create_job_dirs(root, &name)?,
-            None => files::create_slot_dirs(root)?,
+        let dirs = match (idle, &self.idle.owner) {
+            (Some(dirs), _) => dirs,
+            (None, Some(owner)) => files::create_slot_dirs(root, owner)?,
+            (None, None) => files::create_job_dirs(root, &name)?,
         };
         let cookie = uuid::Uuid::new_v4().to_string();
         let cookie_entry = format!("{JOB_COOKIE_VAR}={cookie}").into_bytes();
@@ -339,6 +367,12 @@ impl Executor for ShellExecutor {
         step: &StepTask,
         io: StepIo<'_>,
     ) -> Result<StepExit, ExecError> {
+        if workspace.is_released {
+            // Its directory may be another job's by now.
+            return Err(ExecError::Backend(
+                "the job's workspace was cleaned up already".to_owned(),
+            ));
+        }
         let StepAction::Shell { script } = &step.action else {
             return Err(ExecError::UnsupportedAction);
         };
@@ -389,7 +423,10 @@ impl Executor for ShellExecutor {
         // Reused only when the job surely left no process behind: none may touch the next
         // job's files. (A job whose leftovers had to be killed, or that left a process it could
         // not tell apart, gets its directory removed.)
-        let may_reuse = killed == 0 && terminated.is_certain && self.idle.has_room();
+        let may_reuse = killed == 0
+            && terminated.is_certain
+            && self.idle.owner.is_some()
+            && self.idle.has_room();
         // A job that left an empty workspace and nothing else but small step files is reset
         // inline (a few truncations). Anything else may be large: reset or removed off the
         // async workers, in one hand-off with the removal of the (empty) cgroup.

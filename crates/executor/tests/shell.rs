@@ -975,6 +975,35 @@ async fn a_finished_jobs_directory_is_emptied_and_serves_the_next_job() {
     );
 }
 
+/// Regression: a job directory keeps its name from job to job, so a workspace handle used after
+/// its cleanup reached the next job's files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cleaned_up_workspace_runs_no_more_steps() {
+    let harness = Harness::new();
+    let executor = harness.executor();
+    let task = job().step("echo mine > file").task;
+    let mut first = executor.prepare(&task).await.expect("prepare");
+    executor.cleanup(&mut first).await.expect("cleanup");
+    let mut second = executor.prepare(&task).await.expect("prepare");
+    assert_eq!(first.path(), second.path(), "the same directory, reused");
+    let (tx, _rx) = mpsc::channel(64);
+    let stop = CancellationToken::new();
+    let masker = runnel_executor::Masker::none();
+    let io = runnel_executor::StepIo {
+        step: 0,
+        events: &tx,
+        masker: &masker,
+        stop: &stop,
+    };
+    let refused = executor.run_step(&mut first, &task.steps[0], io).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(
+        !second.path().join("file").exists(),
+        "the next job's workspace is untouched"
+    );
+    executor.cleanup(&mut second).await.expect("cleanup");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_directory_removed_by_the_operator_is_replaced() {
     let harness = Harness::new();

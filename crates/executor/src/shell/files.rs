@@ -1,6 +1,7 @@
 //! The shell executor's file-system work, one blocking function per phase of a job (prepare,
 //! start a step, read its outputs, clean up), so each phase is one hand-off to the blocking pool.
 
+use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
@@ -79,15 +80,79 @@ pub(crate) fn create_job_dirs(root: &Path, base: &str) -> Result<JobDirs, ExecEr
 }
 
 /// Prefix of the job directories an executor reuses job after job, one per job running at a
-/// time: `slot-<pid>-<random>`, named after the process that made them so that the next start
-/// can tell those of a process that is gone.
+/// time: `slot-<owner>-<random>`, where `<owner>` names the executor's lock file (see
+/// [`SlotOwner`]).
 const SLOT_PREFIX: &str = "slot-";
+/// Prefix of the lock file of an executor's job directories: `.slots-<owner>.lock`.
+const LOCK_PREFIX: &str = ".slots-";
+const LOCK_SUFFIX: &str = ".lock";
 /// Prefix of the recycled job directories of earlier versions, renamed after each job; only swept.
 const LEGACY_SPARE_PREFIX: &str = ".spare-";
 
-/// Creates a job directory for reuse (see [`reset_job_dir`]), named after this process.
-pub(crate) fn create_slot_dirs(root: &Path) -> Result<JobDirs, ExecError> {
-    create_job_dirs(root, &format!("{SLOT_PREFIX}{}", std::process::id()))
+/// The owner of an executor's job directories: a random token in their names and a lock file
+/// in the root, `flock`ed while the executor lives. A sweep removes the directories of owners
+/// whose lock it can take: their process is gone, whatever its pid was (a restarted container
+/// often has the same pid) and whichever pid namespace it ran in. Dropped, it removes the lock
+/// file: the directories left then (a job dropped without cleanup) are the next sweep's.
+#[derive(Debug)]
+pub(crate) struct SlotOwner {
+    token: String,
+    lock_path: PathBuf,
+    _lock: File,
+}
+
+impl SlotOwner {
+    /// Creates and locks this executor's lock file under `root` (created if missing). The file
+    /// is locked under a temporary name and then renamed into place, so no sweep ever sees it
+    /// unlocked.
+    pub(crate) fn claim(root: &Path) -> io::Result<SlotOwner> {
+        fs::create_dir_all(root)?;
+        let token = random_token();
+        let lock_path = root.join(format!("{LOCK_PREFIX}{token}{LOCK_SUFFIX}"));
+        let staging = root.join(format!("{LOCK_PREFIX}{token}.staging"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&staging)?;
+        let locked = file.try_lock().map_err(|err| match err {
+            fs::TryLockError::Error(err) => err,
+            fs::TryLockError::WouldBlock => io::Error::other("the new lock file is locked"),
+        });
+        if let Err(err) = locked.and_then(|()| fs::rename(&staging, &lock_path)) {
+            let _ = fs::remove_file(&staging);
+            return Err(err);
+        }
+        Ok(SlotOwner {
+            token,
+            lock_path,
+            _lock: file,
+        })
+    }
+}
+
+impl SlotOwner {
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl Drop for SlotOwner {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.lock_path);
+    }
+}
+
+/// 12 random hex digits.
+fn random_token() -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    random[..12].to_owned()
+}
+
+/// Creates a job directory for reuse (see [`reset_job_dir`]), named after its owner.
+pub(crate) fn create_slot_dirs(root: &Path, owner: &SlotOwner) -> Result<JobDirs, ExecError> {
+    create_job_dirs(root, &format!("{SLOT_PREFIX}{}", owner.token))
 }
 
 /// The job directory `job_dir` as [`JobDirs`], for a job that reuses it.
@@ -126,18 +191,32 @@ pub(crate) enum Reset {
 /// the server's CPU per trivial run on ext4 without a journal, which checks every recently
 /// freed inode when it allocates one; a reused directory allocates none. Renaming it after
 /// each job (to a spare name, then to the next job's) cost two more journaled operations per
-/// job: it keeps its name. Everything goes through the directory's descriptor, not its path.
+/// job: it keeps its name. The directory and its entries are reached through its descriptor,
+/// not its path (subtrees a job left are removed by path, never following a link).
 pub(crate) fn reset_job_dir(job_dir: &Path, only_if_light: bool) -> io::Result<Reset> {
     let mut dir = Dir::open(job_dir, dir_flags(), Mode::empty())?;
     make_private(&dir)?;
-    let entries = list_dir(&mut dir)?;
+    // A job may leave any number of entries beside its workspace: the listing stops short of
+    // reading them all into memory (a light reset hands over, a full one gives up: the caller
+    // removes the directory, a streaming removal).
+    let limit = if only_if_light {
+        LIGHT_ENTRIES
+    } else {
+        MAX_RESET_ENTRIES
+    };
+    let Some(entries) = list_dir(&mut dir, limit)? else {
+        return if only_if_light {
+            Ok(Reset::TooHeavy)
+        } else {
+            Err(io::Error::other("too many entries to reset"))
+        };
+    };
     if only_if_light
-        && (entries.len() > LIGHT_ENTRIES
-            || entries.iter().any(|(name, kind)| match kind {
-                Some(Type::Directory) => name.as_c_str() != c"workspace",
-                Some(Type::File) => !is_step_file_name(name),
-                _ => true,
-            }))
+        && (entries.iter().any(|(name, kind)| match kind {
+            Some(Type::Directory) => name.as_c_str() != c"workspace",
+            Some(Type::File) => !is_step_file_name(name),
+            _ => true,
+        }))
     {
         return Ok(Reset::TooHeavy);
     }
@@ -149,18 +228,17 @@ pub(crate) fn reset_job_dir(job_dir: &Path, only_if_light: bool) -> io::Result<R
         };
         if kind == Type::Directory && name.as_c_str() == c"workspace" {
             let mut workspace = Dir::openat(&dir, name.as_c_str(), dir_flags(), Mode::empty())?;
-            make_private(&workspace)?;
-            let inner = list_dir(&mut workspace)?;
-            if !inner.is_empty() {
-                if only_if_light {
-                    return Ok(Reset::TooHeavy);
-                }
-                let workspace_path = job_dir.join("workspace");
-                for (inner_name, inner_kind) in inner {
-                    remove_entry(&workspace, &workspace_path, &inner_name, inner_kind)?;
-                }
+            let is_empty = list_dir(&mut workspace, 0)?.is_some();
+            if is_empty {
+                make_private(&workspace)?;
+                has_workspace = true;
+            } else if only_if_light {
+                return Ok(Reset::TooHeavy);
+            } else {
+                // Removed and made anew below: a removal that streams through the tree.
+                drop(workspace);
+                remove_tree(&job_dir.join("workspace"))?;
             }
-            has_workspace = true;
         } else if kind == Type::File && is_step_file_name(&name) {
             let file = File::from(nix::fcntl::openat(
                 &dir,
@@ -183,7 +261,7 @@ pub(crate) fn reset_job_dir(job_dir: &Path, only_if_light: bool) -> io::Result<R
                 unlinkat(&dir, name.as_c_str(), UnlinkatFlags::NoRemoveDir)?;
             }
         } else {
-            remove_entry(&dir, job_dir, &name, Some(kind))?;
+            remove_entry(&dir, job_dir, &name, kind)?;
         }
     }
     if !has_workspace {
@@ -206,17 +284,28 @@ fn make_private(dir: &Dir) -> io::Result<()> {
     Ok(())
 }
 
-/// The entries of `dir` but `.` and `..`, with their types where the file system tells.
-fn list_dir(dir: &mut Dir) -> io::Result<Vec<(CString, Option<Type>)>> {
+/// Names in a directory, with their types where the listing tells.
+type Entries = Vec<(CString, Option<Type>)>;
+
+/// The most entries beside the workspace that a full reset lists; with more, the directory is
+/// removed instead.
+const MAX_RESET_ENTRIES: usize = 4096;
+
+/// The entries of `dir` but `.` and `..`, with their types where the file system tells;
+/// `None` as soon as there are more than `limit`.
+fn list_dir(dir: &mut Dir, limit: usize) -> io::Result<Option<Entries>> {
     let mut entries = Vec::new();
     for entry in dir.iter() {
         let entry = entry?;
         let name = entry.file_name();
         if name != c"." && name != c".." {
+            if entries.len() == limit {
+                return Ok(None);
+            }
             entries.push((name.to_owned(), entry.file_type()));
         }
     }
-    Ok(entries)
+    Ok(Some(entries))
 }
 
 /// The type of `name` in `dir`, not following a symlink (for file systems whose listings
@@ -237,11 +326,7 @@ fn kind_at(dir: &Dir, name: &CStr) -> io::Result<Type> {
 }
 
 /// Removes the entry `name` of `dir` (whose path is `dir_path`): a directory with all it holds.
-fn remove_entry(dir: &Dir, dir_path: &Path, name: &CStr, kind: Option<Type>) -> io::Result<()> {
-    let kind = match kind {
-        Some(kind) => kind,
-        None => kind_at(dir, name)?,
-    };
+fn remove_entry(dir: &Dir, dir_path: &Path, name: &CStr, kind: Type) -> io::Result<()> {
     if kind == Type::Directory {
         remove_tree(&dir_path.join(OsStr::from_bytes(name.to_bytes())))
     } else {
@@ -249,29 +334,48 @@ fn remove_entry(dir: &Dir, dir_path: &Path, name: &CStr, kind: Option<Type>) -> 
     }
 }
 
-/// Removes the job directories left under `root` by processes that are gone: the reused
-/// directories of a server killed with `kill -9` (with whatever its last jobs left in them),
-/// and the recycled ones of earlier versions. Those of live processes, this one's included,
-/// stay: another server may share the root. Returns how many were removed; errors are skipped
-/// (a directory that cannot be removed now is tried again at the next start).
-pub(crate) fn sweep_stale_slots(root: &Path) -> usize {
+/// Removes the job directories left under `root` by executors that are gone (see
+/// [`SlotOwner`]): those of a server killed with `kill -9`, with whatever its last jobs left in
+/// them, and their lock files; also the recycled directories of earlier versions whose process
+/// is gone. Those of live executors stay, `own` included: another server may share the root.
+/// Returns how many directories were removed; errors are skipped (what cannot be removed now is
+/// tried again at the next start).
+pub(crate) fn sweep_stale_slots(root: &Path, own: Option<&str>) -> usize {
     let Ok(entries) = fs::read_dir(root) else {
         return 0;
     };
-    let mut removed = 0;
+    // Per owner token: the lock taken (a stale owner, its file to remove last) or `None`
+    // (a live owner).
+    let mut owners: HashMap<String, Option<Option<File>>> = HashMap::new();
+    let mut stale_dirs = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else {
             continue;
         };
         let is_stale = if let Some(rest) = name.strip_prefix(SLOT_PREFIX) {
-            // `<pid>-<random>`, exactly as `create_slot_dirs` names them.
-            rest.split_once('-')
-                .filter(|(_, random)| {
-                    random.len() == 12 && random.bytes().all(|b| b.is_ascii_hexdigit())
-                })
-                .and_then(|(pid, _)| pid.parse::<i32>().ok())
-                .is_some_and(|pid| !is_alive(pid))
+            // `<owner>-<random>`, exactly as `create_slot_dirs` names them.
+            let Some((token, random)) = rest.split_once('-') else {
+                continue;
+            };
+            if !is_token(token) || !is_token(random) || own == Some(token) {
+                continue;
+            }
+            owners
+                .entry(token.to_owned())
+                .or_insert_with(|| take_stale_lock(root, token))
+                .is_some()
+        } else if let Some(token) = name
+            .strip_prefix(LOCK_PREFIX)
+            .and_then(|rest| rest.strip_suffix(LOCK_SUFFIX))
+        {
+            // A lock file without directories: taken, it goes below.
+            if is_token(token) && own != Some(token) {
+                owners
+                    .entry(token.to_owned())
+                    .or_insert_with(|| take_stale_lock(root, token));
+            }
+            continue;
         } else if let Some(rest) = name.strip_prefix(LEGACY_SPARE_PREFIX) {
             // `<pid>-<random>`; the oldest have no pid.
             !rest
@@ -282,14 +386,43 @@ pub(crate) fn sweep_stale_slots(root: &Path) -> usize {
             false
         };
         // Never follow a link: only a directory of our own making is removed.
-        if is_stale
-            && entry.file_type().is_ok_and(|kind| kind.is_dir())
-            && remove_tree(&entry.path()).is_ok()
-        {
-            removed += 1;
+        if is_stale && entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            stale_dirs.push(entry.path());
+        }
+    }
+    let removed = stale_dirs
+        .iter()
+        .filter(|dir| remove_tree(dir).is_ok())
+        .count();
+    for (token, lock) in owners {
+        if let Some(Some(_held)) = lock {
+            // Still locked by this sweep: no other sweep removes a file it is about to use.
+            let _ = fs::remove_file(root.join(format!("{LOCK_PREFIX}{token}{LOCK_SUFFIX}")));
         }
     }
     removed
+}
+
+/// Whether `text` is 12 hex digits (an owner token or a directory's random part).
+fn is_token(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// For the owner `token`: `None` if its lock is held (the owner lives); `Some(Some(file))`
+/// with the lock now held by this sweep; `Some(None)` when its lock file is gone (an owner
+/// that stopped, leaving a directory a job never cleaned up).
+fn take_stale_lock(root: &Path, token: &str) -> Option<Option<File>> {
+    let path = root.join(format!("{LOCK_PREFIX}{token}{LOCK_SUFFIX}"));
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(&path)
+    {
+        Ok(file) => file.try_lock().is_ok().then_some(Some(file)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Some(None),
+        // Unreadable: not ours to judge.
+        Err(_) => None,
+    }
 }
 
 /// Whether a process with this id exists (signal 0: a permission error means it does).
@@ -463,20 +596,33 @@ mod tests {
     }
 
     #[test]
-    fn job_directories_of_processes_that_are_gone_are_swept_and_the_rest_stays() {
+    fn job_directories_of_executors_that_are_gone_are_swept_and_the_rest_stays() {
         let root = tempfile::tempdir().expect("temp dir");
+        let own = SlotOwner::claim(root.path()).expect("own lock");
+        let live = SlotOwner::claim(root.path()).expect("another executor's lock");
+        // A killed executor's lock file stays, unlocked.
+        let killed = "aaaaaaaaaaaa";
+        fs::write(
+            root.path()
+                .join(format!("{LOCK_PREFIX}{killed}{LOCK_SUFFIX}")),
+            "",
+        )
+        .expect("written");
+        // An executor that stopped removed its lock file; a job dropped without cleanup left
+        // its directory.
+        let stopped = "bbbbbbbbbbbb";
         let mut child = std::process::Command::new("true").spawn().expect("spawn");
-        let gone = child.id();
+        let gone_pid = child.id();
         child.wait().expect("reaped");
         let names = [
-            format!("{SLOT_PREFIX}{gone}-aaaaaaaaaaaa"),
-            format!("{LEGACY_SPARE_PREFIX}{gone}-aaaaaaaaaaaa"),
-            format!("{LEGACY_SPARE_PREFIX}bbbbbbbbbbbb"),
-            format!("{SLOT_PREFIX}{}-cccccccccccc", std::process::id()),
+            format!("{SLOT_PREFIX}{killed}-111111111111"),
+            format!("{SLOT_PREFIX}{stopped}-222222222222"),
+            format!("{LEGACY_SPARE_PREFIX}{gone_pid}-cccccccccccc"),
+            format!("{SLOT_PREFIX}{}-333333333333", live.token()),
+            format!("{SLOT_PREFIX}{}-444444444444", own.token()),
             format!("{LEGACY_SPARE_PREFIX}{}-cccccccccccc", std::process::id()),
-            format!("{SLOT_PREFIX}1-dddddddddddd"),
-            // Not named as this executor names them: a kept job directory, say.
-            format!("{SLOT_PREFIX}{gone}-kept"),
+            // Not named as executors name them: a kept job directory, say.
+            format!("{SLOT_PREFIX}{killed}-kept"),
             "run-job-eeeeeeeeeeee".to_owned(),
         ];
         for name in &names {
@@ -486,20 +632,30 @@ mod tests {
         }
         // A link named like a slot is never followed, nor removed.
         let target = tempfile::tempdir().expect("temp dir");
-        let link = format!("{SLOT_PREFIX}{gone}-ffffffffffff");
+        let link = format!("{SLOT_PREFIX}{killed}-ffffffffffff");
         std::os::unix::fs::symlink(target.path(), root.path().join(&link)).expect("link");
 
-        assert_eq!(sweep_stale_slots(root.path()), 3);
+        assert_eq!(sweep_stale_slots(root.path(), Some(own.token())), 3);
         let left = sorted_names(root.path());
         let mut expected = names[3..].to_vec();
-        expected.push(link);
+        expected.extend([
+            link,
+            format!("{LOCK_PREFIX}{}{LOCK_SUFFIX}", own.token()),
+            format!("{LOCK_PREFIX}{}{LOCK_SUFFIX}", live.token()),
+        ]);
         expected.sort();
-        assert_eq!(
-            left, expected,
-            "this process's, a live one's (pid 1), others"
-        );
+        assert_eq!(left, expected, "the killed executor's lock file went too");
         assert!(target.path().exists());
-        assert_eq!(sweep_stale_slots(&root.path().join("missing")), 0);
+
+        let live_dir = root.path().join(&names[3]);
+        drop(live);
+        assert!(
+            live_dir.exists(),
+            "an executor leaves its directories in use"
+        );
+        assert_eq!(sweep_stale_slots(root.path(), Some(own.token())), 1);
+        assert!(!live_dir.exists(), "swept once its executor is gone");
+        assert_eq!(sweep_stale_slots(&root.path().join("missing"), None), 0);
     }
 
     #[test]
@@ -541,7 +697,8 @@ mod tests {
     #[test]
     fn a_light_reset_handles_only_an_empty_workspace_and_small_step_files() {
         let root = tempfile::tempdir().expect("temp dir");
-        let dirs = create_slot_dirs(&root.path().join("jobs")).expect("created");
+        let owner = SlotOwner::claim(&root.path().join("jobs")).expect("owner");
+        let dirs = create_slot_dirs(&root.path().join("jobs"), &owner).expect("created");
         let light = |why: &str| {
             assert_eq!(
                 reset_job_dir(&dirs.job_dir, true).expect("reset"),
@@ -601,8 +758,8 @@ mod tests {
                 .file_name()
                 .expect("name")
                 .to_string_lossy()
-                .starts_with(&format!("{SLOT_PREFIX}{}-", std::process::id())),
-            "named after this process: {}",
+                .starts_with(&format!("{SLOT_PREFIX}{}-", owner.token())),
+            "named after its owner: {}",
             dirs.job_dir.display()
         );
     }
@@ -657,7 +814,8 @@ mod tests {
     fn a_reset_job_directory_keeps_only_an_empty_private_workspace_and_emptied_step_files() {
         let root = tempfile::tempdir().expect("temp dir");
         let jobs = root.path().join("jobs");
-        let dirs = create_slot_dirs(&jobs).expect("created");
+        let owner = SlotOwner::claim(&jobs).expect("owner");
+        let dirs = create_slot_dirs(&jobs, &owner).expect("created");
         write_step_files(
             &dirs.meta_dir.join("step-0.sh"),
             b"echo",
