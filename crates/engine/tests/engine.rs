@@ -109,6 +109,23 @@ impl Harness {
         }
     }
 
+    /// Claims and completes one job at a time: each is of the next run of `runs`, in order,
+    /// and once a run is COMPLETED the next one is RUNNING.
+    async fn finish_one_by_one(&self, runs: &[&String]) {
+        for (index, run) in runs.iter().enumerate() {
+            let dispatch = self.claim().await;
+            assert_eq!(
+                &dispatch.run_id, *run,
+                "runs start in the order they were triggered"
+            );
+            self.finish(&dispatch, JobStatus::Completed).await;
+            self.wait_status(run, RunStatus::Completed).await;
+            if let Some(next) = runs.get(index + 1) {
+                self.wait_status(next, RunStatus::Running).await;
+            }
+        }
+    }
+
     /// Stops the engine and starts a new one on the same store (a restart).
     async fn restart(&mut self) {
         if let Some(task) = self.task.take() {
@@ -552,22 +569,7 @@ async fn with_concurrency_one_three_runs_start_in_order() {
     harness.wait_status(&first, RunStatus::Running).await;
     assert_eq!(harness.detail(&second).await.run.status, RunStatus::Queued);
     assert_eq!(harness.detail(&third).await.run.status, RunStatus::Queued);
-    for (run, next) in [
-        (&first, Some(&second)),
-        (&second, Some(&third)),
-        (&third, None),
-    ] {
-        let dispatch = harness.claim().await;
-        assert_eq!(
-            &dispatch.run_id, run,
-            "runs start in the order they were triggered"
-        );
-        harness.finish(&dispatch, JobStatus::Completed).await;
-        harness.wait_status(run, RunStatus::Completed).await;
-        if let Some(next) = next {
-            harness.wait_status(next, RunStatus::Running).await;
-        }
-    }
+    harness.finish_one_by_one(&[&first, &second, &third]).await;
 }
 
 /// Regression: when runs ended together, only the oldest queued run was started, even with
@@ -682,22 +684,7 @@ async fn a_new_run_waits_behind_queued_runs_even_when_a_slot_is_free() {
         RunStatus::Queued,
         "behind the run that waited first"
     );
-    for (run, next) in [
-        (&first, Some(&second)),
-        (&second, Some(&third)),
-        (&third, None),
-    ] {
-        let dispatch = harness.claim().await;
-        assert_eq!(
-            &dispatch.run_id, run,
-            "runs start in the order they were triggered"
-        );
-        harness.finish(&dispatch, JobStatus::Completed).await;
-        harness.wait_status(run, RunStatus::Completed).await;
-        if let Some(next) = next {
-            harness.wait_status(next, RunStatus::Running).await;
-        }
-    }
+    harness.finish_one_by_one(&[&first, &second, &third]).await;
 }
 
 #[tokio::test]

@@ -87,7 +87,7 @@ const MAX_IDLE_DIRS: usize = 32;
 
 /// Job directories waiting for their next job, and their owner. The last executor clone to go
 /// removes them, then its lock file.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct IdleDirs {
     dirs: Mutex<Vec<PathBuf>>,
     /// `None`: the lock file could not be made; jobs then get directories named after them,
@@ -431,9 +431,7 @@ impl Executor for ShellExecutor {
         // inline (a few truncations). Anything else may be large: reset or removed off the
         // async workers, in one hand-off with the removal of the (empty) cgroup.
         let light_reset = match &job_dir {
-            Some(job_dir) if may_reuse => files::reset_job_dir(job_dir, true)
-                .inspect_err(|err| tracing::debug!(dir = %job_dir.display(), error = %err, "cannot reset a job directory"))
-                .ok(),
+            Some(job_dir) if may_reuse => reset_job_dir(job_dir, true),
             _ => None,
         };
         let (kept_dir, kept_cgroup) = if light_reset == Some(files::Reset::Done) {
@@ -444,10 +442,8 @@ impl Executor for ShellExecutor {
             let full_reset = light_reset == Some(files::Reset::TooHeavy);
             let work = move || {
                 let kept_dir = job_dir.map_or(Ok(None), |job_dir| {
-                    let is_reset = full_reset
-                        && files::reset_job_dir(&job_dir, false)
-                            .inspect_err(|err| tracing::debug!(dir = %job_dir.display(), error = %err, "cannot reset a job directory"))
-                            .is_ok_and(|reset| reset == files::Reset::Done);
+                    let is_reset =
+                        full_reset && reset_job_dir(&job_dir, false) == Some(files::Reset::Done);
                     if is_reset {
                         Ok(Some(job_dir))
                     } else {
@@ -684,6 +680,13 @@ async fn read_outputs(path: PathBuf, io: &StepIo<'_>) -> Vec<(String, String)> {
         io.system_line(problem).await;
     }
     parsed.outputs
+}
+
+/// [`files::reset_job_dir`], `None` (logged) on error: the caller removes the directory.
+fn reset_job_dir(job_dir: &Path, only_if_light: bool) -> Option<files::Reset> {
+    files::reset_job_dir(job_dir, only_if_light)
+        .inspect_err(|err| tracing::debug!(dir = %job_dir.display(), error = %err, "cannot reset a job directory"))
+        .ok()
 }
 
 /// Removes a job's (empty) cgroup; on error returns it with the error.

@@ -130,9 +130,7 @@ impl SlotOwner {
             _lock: file,
         })
     }
-}
 
-impl SlotOwner {
     pub(crate) fn token(&self) -> &str {
         &self.token
     }
