@@ -4,7 +4,8 @@
 //! futures); glibc's `malloc`/`free` were a sixth of the server's CPU in a storm of runs, and
 //! mimalloc does the same work for less (`docs/benchmarks.md`, seventh session). SQLite's own
 //! allocations (statements, rows, its page cache: a few hundred per trivial run) go to mimalloc
-//! too, through [`route_sqlite`].
+//! too, through [`route_sqlite`], which also keeps SQLite's freed page-sized buffers for reuse
+//! (see [`RECYCLED`]).
 
 /// Every Rust allocation of the binary goes to mimalloc.
 #[global_allocator]
@@ -63,18 +64,105 @@ pub(crate) fn route_sqlite() -> Result<(), std::ffi::c_int> {
     }
 }
 
+/// SQLite's page-sized blocks that were freed, kept for the next request of the same size.
+///
+/// SQLite allocates page-sized buffers that live for one statement: the page cache of every
+/// ephemeral table (an `IN` list, a `RETURNING` clause, a sort) with its bulk allocation, the
+/// B-tree's scratch page, `balance`'s copy of a page, and the pages a reader connection reads
+/// again after each write (WAL mode drops a reader's cache whenever the database changed).
+/// Each such buffer tends to be alone in its mimalloc page, so freeing it empties the page,
+/// which mimalloc (with no purge delay, see [`tune`]) hands back to the system with `madvise`
+/// and the next allocation faults in and zeroes again: a tenth of the server's CPU in a storm
+/// of trivial runs, mostly kernel time (the `madvise`, the TLB shootdown it sends the other
+/// core, the page faults). Reusing the freed buffers avoids all of it, for at most
+/// [`RECYCLED_BYTES`] of memory kept.
+static RECYCLED: std::sync::Mutex<Recycled> = std::sync::Mutex::new(Recycled {
+    blocks: Vec::new(),
+    bytes: 0,
+});
+
+/// Blocks of at least this many (usable) bytes are recycled: SQLite's page-sized buffers, not
+/// its many small objects (mimalloc's per-thread free lists serve those well).
+const RECYCLED_MIN: usize = 2 * 1024;
+/// ... and of at most this many: a page cache's bulk allocation of 20 pages fits.
+const RECYCLED_MAX: usize = 128 * 1024;
+/// The most memory kept for reuse.
+const RECYCLED_BYTES: usize = 1024 * 1024;
+/// The most blocks kept (the list never grows past its first allocation).
+const RECYCLED_BLOCKS: usize = 64;
+
+#[derive(Debug)]
+struct Recycled {
+    /// Address and usable size of each block kept.
+    blocks: Vec<(usize, usize)>,
+    /// The sum of their sizes.
+    bytes: usize,
+}
+
+impl Recycled {
+    fn lock() -> std::sync::MutexGuard<'static, Recycled> {
+        // The list is consistent between statements, so a panicked holder leaves it usable.
+        RECYCLED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A kept block of exactly `size` usable bytes (a size mimalloc's `mi_good_size` gave).
+    fn take(&mut self, size: usize) -> Option<usize> {
+        let index = self.blocks.iter().rposition(|&(_, kept)| kept == size)?;
+        let (address, _) = self.blocks.swap_remove(index);
+        self.bytes -= size;
+        Some(address)
+    }
+
+    /// Keeps a block of `size` usable bytes if there is room; `false`: the caller frees it.
+    fn keep(&mut self, address: usize, size: usize) -> bool {
+        if self.blocks.len() >= RECYCLED_BLOCKS || self.bytes + size > RECYCLED_BYTES {
+            return false;
+        }
+        if self.blocks.capacity() == 0 {
+            // Allocated while the lock is held: mimalloc never calls back into SQLite.
+            self.blocks.reserve_exact(RECYCLED_BLOCKS);
+        }
+        self.blocks.push((address, size));
+        self.bytes += size;
+        true
+    }
+}
+
+fn is_recycled_size(size: usize) -> bool {
+    (RECYCLED_MIN..=RECYCLED_MAX).contains(&size)
+}
+
 #[allow(unsafe_code)]
 unsafe extern "C" fn sqlite_malloc(size: std::ffi::c_int) -> *mut std::ffi::c_void {
-    match usize::try_from(size) {
-        // SAFETY: any size may be asked of mimalloc; null means out of memory to SQLite too.
-        Ok(size) => unsafe { libmimalloc_sys::mi_malloc(size) },
-        Err(_) => std::ptr::null_mut(),
+    let Ok(size) = usize::try_from(size) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: a pure computation of mimalloc's size classes.
+    let class = unsafe { libmimalloc_sys::mi_good_size(size) };
+    if is_recycled_size(class)
+        && let Some(address) = Recycled::lock().take(class)
+    {
+        // A mimalloc block of `class >= size` usable bytes that SQLite freed: SQLite owns it
+        // again, as if `mi_malloc` had returned it.
+        return address as *mut std::ffi::c_void;
     }
+    // SAFETY: any size may be asked of mimalloc; null means out of memory to SQLite too.
+    unsafe { libmimalloc_sys::mi_malloc(size) }
 }
 
 #[allow(unsafe_code)]
 unsafe extern "C" fn sqlite_free(block: *mut std::ffi::c_void) {
-    // SAFETY: SQLite frees only blocks this allocator gave it (or null, which mimalloc ignores).
+    if block.is_null() {
+        return;
+    }
+    // SAFETY: SQLite frees only blocks this allocator gave it, all of them mimalloc blocks.
+    let size = unsafe { libmimalloc_sys::mi_usable_size(block) };
+    if is_recycled_size(size) && Recycled::lock().keep(block as usize, size) {
+        return;
+    }
+    // SAFETY: as above; a block is either kept or freed, never both.
     unsafe { libmimalloc_sys::mi_free(block) }
 }
 
@@ -180,6 +268,49 @@ mod tests {
         assert_eq!(total, expected);
         // Refused once SQLite runs; what it started with stays.
         assert_eq!(route_sqlite(), Err(libsqlite3_sys::SQLITE_MISUSE));
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn a_freed_page_sized_block_is_handed_out_again_and_small_ones_are_freed() {
+        // SAFETY (all blocks below): each comes from `sqlite_malloc` and is freed once.
+        let page = unsafe { sqlite_malloc(4096 + 264) };
+        assert!(!page.is_null());
+        unsafe { sqlite_free(page) };
+        let again = unsafe { sqlite_malloc(4096 + 264) };
+        assert_eq!(again, page, "the freed page is reused");
+        // Usable in full: SQLite asks for its size and may use all of it.
+        let usable = unsafe { sqlite_size(again) };
+        assert!(usable >= 4096 + 264);
+        unsafe { std::ptr::write_bytes(again.cast::<u8>(), 0xa5, usable as usize) };
+        let small = unsafe { sqlite_malloc(100) };
+        unsafe { sqlite_free(small) };
+        assert!(
+            Recycled::lock()
+                .blocks
+                .iter()
+                .all(|&(address, _)| address != small as usize)
+        );
+        unsafe { sqlite_free(again) };
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_memory_kept_for_reuse_is_bounded() {
+        let size = 64 * 1024;
+        // SAFETY: each block comes from `sqlite_malloc` and is freed once.
+        let blocks: Vec<_> = (0..40).map(|_| unsafe { sqlite_malloc(size) }).collect();
+        assert!(blocks.iter().all(|block| !block.is_null()));
+        for block in blocks {
+            unsafe { sqlite_free(block) };
+        }
+        let kept = Recycled::lock();
+        assert!(kept.bytes <= RECYCLED_BYTES, "{} bytes kept", kept.bytes);
+        assert_eq!(kept.blocks.len(), RECYCLED_BYTES / 65536);
+        assert_eq!(
+            kept.bytes,
+            kept.blocks.iter().map(|&(_, size)| size).sum::<usize>()
+        );
     }
 
     #[test]
