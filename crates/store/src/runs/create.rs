@@ -432,15 +432,21 @@ async fn advance_auto_increments(
     pipeline_id: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
     let rows = sqlx::query(
-        "SELECT name, value, value_ciphertext, is_reset, latest_value FROM pipeline_variables \
-         WHERE pipeline_id = $1 AND type = 'autoIncrement' ORDER BY sequence, name",
+        "SELECT name, sequence, value, value_ciphertext, is_reset, latest_value FROM pipeline_variables \
+         WHERE pipeline_id = $1 AND type = 'autoIncrement'",
     )
     .bind(pipeline_id)
     .fetch_all(&mut *conn)
     .await?;
-    let mut values = Vec::with_capacity(rows.len());
+    // In order by (sequence, name) here: an ORDER BY made SQLite open a sorter in every run's
+    // transaction, most often for no row at all.
+    let mut ordered = Vec::with_capacity(rows.len());
     for row in rows {
-        let name = sql::text(&row, "name")?;
+        ordered.push((sql::int(&row, "sequence")?, sql::text(&row, "name")?, row));
+    }
+    ordered.sort_unstable_by(|left, right| (left.0, &left.1).cmp(&(right.0, &right.1)));
+    let mut values = Vec::with_capacity(ordered.len());
+    for (_, name, row) in ordered {
         let value = match sql::opt_bytes(&row, "value_ciphertext")? {
             Some(sealed) => secrets.open_text(
                 &crate::pipelines::variable_context(pipeline_id, &name),

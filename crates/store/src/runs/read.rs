@@ -98,6 +98,15 @@ pub(super) fn run_record(row: &AnyRow) -> Result<RunRecord, StoreError> {
     })
 }
 
+/// The step lists of every job in `stage_jobs`.
+fn job_steps_of(
+    stage_jobs: &mut HashMap<String, Vec<JobRunRecord>>,
+) -> impl Iterator<Item = &mut Vec<StepRunRecord>> {
+    stage_jobs
+        .values_mut()
+        .flat_map(|jobs| jobs.iter_mut().map(|job| &mut job.steps))
+}
+
 pub(super) async fn run_detail(
     pool: &AnyPool,
     run_id: &str,
@@ -118,7 +127,7 @@ pub(super) async fn run_detail(
     let job_rows = sqlx::query(
         "SELECT id, stage_run_id, job_index, sequence, identifier, name, category, is_async, depends_on, condition, \
          resource, timeout, is_select, status, message, attempt, last_dispatch_id, exec_id, start_time, end_time \
-         FROM job_runs WHERE run_id = $1 ORDER BY sequence, job_index",
+         FROM job_runs WHERE run_id = $1",
     )
     .bind(run_id)
     .fetch_all(&mut *conn)
@@ -127,7 +136,7 @@ pub(super) async fn run_detail(
         "SELECT id, stage_run_id, job_run_id, placement, sequence, identifier, name, task, business_type, \
          official_task_version, inputs, multi_step_editable, endpoint_ids, status, message, exit_code, \
          last_dispatch_id, start_time, end_time, daily_build_number FROM step_runs \
-         WHERE run_id = $1 ORDER BY sequence, id",
+         WHERE run_id = $1",
     )
     .bind(run_id)
     .fetch_all(&mut *conn)
@@ -178,6 +187,17 @@ pub(super) async fn run_detail(
             end_time: sql::opt_ts(row, "end_time")?,
         };
         stage_jobs.entry(stage_run_id).or_default().push(job);
+    }
+    // Jobs and steps are put in order here rather than by an ORDER BY: no index gives a run's
+    // jobs or steps in that order, and SQLite's sorter for a handful of rows (a temporary
+    // B-tree with a page cache of its own) cost more than sorting them in place.
+    for jobs in stage_jobs.values_mut() {
+        jobs.sort_unstable_by_key(|job| (job.sequence, job.job_index));
+    }
+    for steps in
+        job_steps_of(&mut stage_jobs).chain(gates.values_mut().flat_map(|(pre, post)| [pre, post]))
+    {
+        steps.sort_by(|left, right| (left.sequence, &left.id).cmp(&(right.sequence, &right.id)));
     }
     let mut stages = Vec::with_capacity(stage_rows.len());
     for row in &stage_rows {
@@ -476,19 +496,22 @@ pub(super) async fn count_runs(
     pipeline_id: &str,
     statuses: &[RunStatus],
 ) -> Result<i64, StoreError> {
-    let mut count = SqlBuilder::new(
-        "SELECT CAST(COALESCE(SUM(run_count), 0) AS BIGINT) AS total FROM pipeline_run_counts WHERE pipeline_id = ",
-    );
-    count.bind(Arg::Text(pipeline_id.to_owned()));
-    if !statuses.is_empty() {
-        count.push(" AND status IN ").bind_list(
-            statuses
-                .iter()
-                .map(|status| Arg::Text(status.as_str().to_owned())),
-        );
+    // A pipeline has one counter per status it ever had, a handful of rows: they are summed
+    // here rather than by `status IN (…)`, for which SQLite builds a temporary index of the
+    // list (a B-tree with a page cache of its own) on every call, twice per run.
+    let rows =
+        sqlx::query("SELECT status, run_count FROM pipeline_run_counts WHERE pipeline_id = $1")
+            .bind(pipeline_id)
+            .fetch_all(pool)
+            .await?;
+    let mut total = 0;
+    for row in &rows {
+        let status = sql::text(row, "status")?;
+        if statuses.is_empty() || statuses.iter().any(|wanted| wanted.as_str() == status) {
+            total += sql::int(row, "run_count")?;
+        }
     }
-    let row = count.query().fetch_one(pool).await?;
-    sql::int(&row, "total")
+    Ok(total)
 }
 
 pub(super) async fn active_runs(pool: &AnyPool) -> Result<Vec<RunRecord>, StoreError> {
