@@ -189,8 +189,8 @@ pub(super) async fn run_detail(
         stage_jobs.entry(stage_run_id).or_default().push(job);
     }
     // Jobs and steps are put in order here rather than by an ORDER BY: no index gives a run's
-    // jobs or steps in that order, and SQLite's sorter for a handful of rows (a temporary
-    // B-tree with a page cache of its own) cost more than sorting them in place.
+    // jobs or steps in that order, so SQLite opened a sorter (with buffers of its own) on
+    // every read of a run, for a handful of rows.
     for jobs in stage_jobs.values_mut() {
         jobs.sort_unstable_by_key(|job| (job.sequence, job.job_index));
     }

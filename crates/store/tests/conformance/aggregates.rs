@@ -679,3 +679,33 @@ conformance! {
         assert_eq!(next.run.run_number, 4, "refused creations used no number");
     }
 }
+
+conformance! {
+    async fn a_run_detail_lists_jobs_and_steps_by_sequence_whatever_order_they_were_written_in(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "ordered").await;
+        let shape = RunShape { jobs_per_stage: vec![3, 2], steps_per_job: 3 };
+        let mut run = new_run(&pipeline.id, &shape, T0);
+        // Written last sequence first: rows come back from the table in the order written
+        // (ids are time-ordered), so only the read's own ordering can put them right.
+        for stage in &mut run.stages {
+            stage.jobs.reverse();
+            for job in &mut stage.jobs {
+                job.steps.reverse();
+            }
+        }
+        let created = store.create_run(run, parameters()).await.unwrap();
+        let detail = store.run_detail(&created.run.id).await.unwrap().unwrap();
+        let jobs: Vec<Vec<&str>> = detail
+            .stages
+            .iter()
+            .map(|stage| stage.jobs.iter().map(|job| job.identifier.as_str()).collect())
+            .collect();
+        assert_eq!(jobs, vec![vec!["JOB_0_0", "JOB_0_1", "JOB_0_2"], vec!["JOB_1_0", "JOB_1_1"]]);
+        for job in detail.stages.iter().flat_map(|stage| &stage.jobs) {
+            let steps: Vec<&str> = job.steps.iter().map(|step| step.identifier.as_str()).collect();
+            assert_eq!(steps, vec!["step_0", "step_1", "step_2"], "steps of {}", job.identifier);
+        }
+    }
+}
