@@ -557,12 +557,12 @@ async fn a_lost_executor_is_requeued_once_then_fails_with_executor_lost() {
     assert_eq!(job.message.as_deref(), Some("executor lost"));
 }
 
+/// A one-job pipeline that runs one run at a time and queues the others.
+const ONE_AT_A_TIME: &str = "concurrency: { number: 1, exceed_action: QUEUE }\njobs:\n  - { name: solo, steps: [{ run: make }] }\n";
+
 #[tokio::test]
 async fn with_concurrency_one_three_runs_start_in_order() {
-    let harness = Harness::new(
-        "concurrency: { number: 1, exceed_action: QUEUE }\njobs:\n  - { name: solo, steps: [{ run: make }] }\n",
-    )
-    .await;
+    let harness = Harness::new(ONE_AT_A_TIME).await;
     let first = harness.trigger().await;
     let second = harness.trigger().await;
     let third = harness.trigger().await;
@@ -629,10 +629,7 @@ async fn runs_that_end_together_free_their_slots_for_as_many_queued_runs_in_orde
 /// it (here the limit was raised while they waited), ahead of them.
 #[tokio::test]
 async fn a_new_run_waits_behind_queued_runs_even_when_a_slot_is_free() {
-    let harness = Harness::new(
-        "concurrency: { number: 1, exceed_action: QUEUE }\njobs:\n  - { name: solo, steps: [{ run: make }] }\n",
-    )
-    .await;
+    let harness = Harness::new(ONE_AT_A_TIME).await;
     let first = harness.trigger().await;
     let second = harness.trigger().await;
     harness.wait_status(&first, RunStatus::Running).await;

@@ -235,6 +235,19 @@ async fn run_one_step(
     workspace: &mut ShellWorkspace,
     step: &StepTask,
 ) -> (StepEnd, String) {
+    let (exit, stdout) = try_one_step(executor, workspace, step).await;
+    (exit.expect("runs").end, stdout)
+}
+
+/// [`run_one_step`], returning the executor's answer as it is (a refusal included).
+async fn try_one_step(
+    executor: &ShellExecutor,
+    workspace: &mut ShellWorkspace,
+    step: &StepTask,
+) -> (
+    Result<runnel_executor::StepExit, runnel_executor::ExecError>,
+    String,
+) {
     let (tx, mut rx) = mpsc::channel(64);
     let stop = CancellationToken::new();
     let masker = runnel_executor::Masker::none();
@@ -246,8 +259,7 @@ async fn run_one_step(
     };
     let exit = tokio::time::timeout(JOB_LIMIT, executor.run_step(workspace, step, io))
         .await
-        .expect("the step ends in time")
-        .expect("runs");
+        .expect("the step ends in time");
     drop(tx);
     let mut stdout = Vec::new();
     while let Some(event) = rx.recv().await {
@@ -257,7 +269,7 @@ async fn run_one_step(
             stdout.extend_from_slice(&chunk.data);
         }
     }
-    (exit.end, String::from_utf8_lossy(&stdout).into_owned())
+    (exit, String::from_utf8_lossy(&stdout).into_owned())
 }
 
 /// `key=value` words of a step's stdout.
@@ -986,16 +998,7 @@ async fn a_cleaned_up_workspace_runs_no_more_steps() {
     executor.cleanup(&mut first).await.expect("cleanup");
     let mut second = executor.prepare(&task).await.expect("prepare");
     assert_eq!(first.path(), second.path(), "the same directory, reused");
-    let (tx, _rx) = mpsc::channel(64);
-    let stop = CancellationToken::new();
-    let masker = runnel_executor::Masker::none();
-    let io = runnel_executor::StepIo {
-        step: 0,
-        events: &tx,
-        masker: &masker,
-        stop: &stop,
-    };
-    let refused = executor.run_step(&mut first, &task.steps[0], io).await;
+    let (refused, _) = try_one_step(&executor, &mut first, &task.steps[0]).await;
     assert!(refused.is_err(), "{refused:?}");
     assert!(
         !second.path().join("file").exists(),

@@ -578,6 +578,15 @@ mod tests {
     use super::*;
 
     /// The entries of `dir` by name, sorted.
+    /// A light reset of `job_dir` declines; a full one empties it.
+    fn only_a_full_reset_does(job_dir: &Path) {
+        assert_eq!(
+            reset_job_dir(job_dir, true).expect("reset"),
+            Reset::TooHeavy
+        );
+        assert_eq!(reset_job_dir(job_dir, false).expect("reset"), Reset::Done);
+    }
+
     fn sorted_names(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
             .expect("read")
@@ -838,14 +847,7 @@ mod tests {
         }
         let inode = fs::metadata(&dirs.job_dir).expect("exists").ino();
 
-        assert_eq!(
-            reset_job_dir(&dirs.job_dir, true).expect("reset"),
-            Reset::TooHeavy
-        );
-        assert_eq!(
-            reset_job_dir(&dirs.job_dir, false).expect("reset"),
-            Reset::Done
-        );
+        only_a_full_reset_does(&dirs.job_dir);
         assert_eq!(
             sorted_names(&dirs.job_dir),
             ["output-0", "step-0.sh", "workspace"]
@@ -865,14 +867,7 @@ mod tests {
         // A workspace the job replaced with a symlink is removed (not followed) and made anew.
         fs::remove_dir(&dirs.workspace).expect("rmdir");
         std::os::unix::fs::symlink(root.path(), &dirs.workspace).expect("symlink");
-        assert_eq!(
-            reset_job_dir(&dirs.job_dir, true).expect("reset"),
-            Reset::TooHeavy
-        );
-        assert_eq!(
-            reset_job_dir(&dirs.job_dir, false).expect("reset"),
-            Reset::Done
-        );
+        only_a_full_reset_does(&dirs.job_dir);
         assert!(
             fs::symlink_metadata(&dirs.workspace)
                 .expect("exists")
