@@ -16,7 +16,7 @@ use runnel_domain::state::{RunSnapshot, RunState};
 use runnel_domain::status::{JobStatus, RunStatus};
 use runnel_store::{
     EnqueueJob, RunDetail, RunProgress, RunQuery, RunRecord, RunSortKey, RunStore, SortDir,
-    StoreError,
+    StepOutputRecord, StoreError,
 };
 use std::collections::BTreeMap;
 
@@ -182,7 +182,7 @@ pub(crate) struct Planned {
 /// The pure part of an engine step: lets the scheduler act on the (loaded, admitted) `state`,
 /// drives agentless jobs, and writes down what changed since `before`.
 #[allow(clippy::too_many_arguments)]
-fn plan(
+pub(crate) fn plan(
     max_tries: u32,
     spec: &PipelineSpec,
     state: &mut RunState,
@@ -490,19 +490,37 @@ fn waits(status: JobStatus) -> bool {
     )
 }
 
+/// Whether a step without a mutation reads the run's step outputs: something has yet to start
+/// (see [`has_unstarted_work`]) and some job has finished.
+pub(crate) fn reads_outputs(detail: &RunDetail) -> bool {
+    has_unstarted_work(detail) && any_finished_job(detail)
+}
+
+fn any_finished_job(detail: &RunDetail) -> bool {
+    detail
+        .stages
+        .iter()
+        .flat_map(|stage| &stage.jobs)
+        .any(|job| job.status.is_final())
+}
+
 /// Outputs of finished jobs, for `jobs.<id>.outputs` in conditions: job run id → key → value.
 pub(crate) async fn load_outputs(
     inner: &Inner,
     detail: &RunDetail,
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, EngineError> {
-    let any_finished_job = detail
-        .stages
-        .iter()
-        .flat_map(|stage| &stage.jobs)
-        .any(|job| job.status.is_final());
-    if !any_finished_job {
+    if !any_finished_job(detail) {
         return Ok(BTreeMap::new());
     }
+    let records = inner.store.step_outputs(&detail.run.id, None).await?;
+    Ok(outputs_by_job(detail, records))
+}
+
+/// Step outputs of a run by job: job run id → key → value.
+pub(crate) fn outputs_by_job(
+    detail: &RunDetail,
+    records: impl IntoIterator<Item = StepOutputRecord>,
+) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut step_to_job = BTreeMap::new();
     for job in detail.stages.iter().flat_map(|stage| &stage.jobs) {
         for step in &job.steps {
@@ -510,7 +528,7 @@ pub(crate) async fn load_outputs(
         }
     }
     let mut outputs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for record in inner.store.step_outputs(&detail.run.id, None).await? {
+    for record in records {
         if let Some(job) = step_to_job.get(&record.step_run_id) {
             let value = match record.value {
                 serde_json::Value::String(text) => text,
@@ -522,7 +540,7 @@ pub(crate) async fn load_outputs(
                 .insert(record.key, value);
         }
     }
-    Ok(outputs)
+    outputs
 }
 
 fn earliest(left: Option<Timestamp>, right: Option<Timestamp>) -> Option<Timestamp> {

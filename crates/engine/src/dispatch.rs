@@ -4,15 +4,16 @@
 
 use crate::config::EngineError;
 use crate::model;
+use crate::next_step::{self, NextStepInput};
 use crate::{Event, Inner};
 use runnel_domain::prepare::{PreparedJob, prepare_job};
 use runnel_domain::status::JobStatus;
 use runnel_store::{
     AppendOutcome, ClaimRequest, FinishedJob, Heartbeat, JobOutcome, JobQueue, LeaseToken,
-    LogStore, RunStore, StepReport,
+    LogStore, RunStore, StepReport, StoreError,
 };
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A claimed job, ready to run.
@@ -58,18 +59,16 @@ pub(crate) async fn claim(
 /// The job ended: record it (after the step reports that came with it), let the scheduler
 /// react, and claim the worker's next job in the same write.
 pub(crate) async fn complete_and_claim(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     token: &LeaseToken,
     steps: Vec<StepReport>,
     outcome: JobOutcome,
     input: &ClaimInput,
 ) -> Result<(FinishedJob, Option<Dispatch>), EngineError> {
     let now = inner.clock.now();
-    let (finished, lease) = inner
-        .store
-        .complete_and_claim(token, steps, outcome, claim_request(inner, input, now))
-        .await?;
-    completed(inner, &finished);
+    let next = claim_request(inner, input, now);
+    let (finished, lease) =
+        complete_with_next_step(inner, token, steps, outcome, now, Some(next)).await?;
     let Some(lease) = lease else {
         return Ok((finished, None));
     };
@@ -271,17 +270,73 @@ pub(crate) async fn report_step(
 /// The job ended: record it (after the step reports that came with it) and let the scheduler
 /// react.
 pub(crate) async fn complete(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     token: &LeaseToken,
     steps: Vec<StepReport>,
     outcome: JobOutcome,
 ) -> Result<FinishedJob, EngineError> {
-    let finished = inner
-        .store
-        .complete_with_steps(token, steps, outcome, inner.clock.now())
-        .await?;
-    completed(inner, &finished);
+    let now = inner.clock.now();
+    let (finished, _) = complete_with_next_step(inner, token, steps, outcome, now, None).await?;
     Ok(finished)
+}
+
+/// The completion with its run's next engine step (`next_step`) and, with `next`, the worker's
+/// next claim, in one write. When that write fails for another reason than a lost lease, the
+/// completion (and claim) is written alone and the step left to the event loop: a step that
+/// cannot be written never holds up a job's result.
+async fn complete_with_next_step(
+    inner: &Arc<Inner>,
+    token: &LeaseToken,
+    steps: Vec<StepReport>,
+    outcome: JobOutcome,
+    now: runnel_domain::Timestamp,
+    next: Option<ClaimRequest>,
+) -> Result<(FinishedJob, Option<runnel_store::Lease>), EngineError> {
+    let input = NextStepInput::new(inner, now);
+    let written = inner
+        .store
+        .complete_advance_and_claim(
+            token,
+            steps.clone(),
+            outcome.clone(),
+            now,
+            Box::new(input.clone()),
+            next.clone(),
+        )
+        .await;
+    match written {
+        Ok(done) => {
+            next_step::follow_up(inner, &input, &done.finished, done.step_version).await;
+            Ok((done.finished, done.lease))
+        }
+        Err(StoreError::LeaseLost) => Err(StoreError::LeaseLost.into()),
+        Err(err) => {
+            // A conflict is a refused completion or, with several engines on one PostgreSQL, a
+            // step that lost a race; anything else is unexpected.
+            if matches!(err, StoreError::Conflict(_)) {
+                tracing::debug!(error = %err, "a completion with its run's next step was refused; writing the completion alone");
+            } else {
+                tracing::warn!(error = %err, "a completion with its run's next step failed; writing the completion alone");
+            }
+            let (finished, lease) = match next {
+                Some(next) => {
+                    inner
+                        .store
+                        .complete_and_claim(token, steps, outcome, next)
+                        .await?
+                }
+                None => {
+                    let finished = inner
+                        .store
+                        .complete_with_steps(token, steps, outcome, now)
+                        .await?;
+                    (finished, None)
+                }
+            };
+            completed(inner, &finished);
+            Ok((finished, lease))
+        }
+    }
 }
 
 /// After a completion: the attempt needs no stop any more, and its run's next engine step.

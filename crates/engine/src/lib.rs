@@ -21,6 +21,7 @@ mod config;
 mod control;
 mod dispatch;
 mod model;
+mod next_step;
 mod runinfo;
 pub mod schedule;
 mod specs;
@@ -307,6 +308,11 @@ impl Inner {
         let info = Arc::new(runinfo::load(self, run).await?);
         lock(&self.run_infos).insert(run.id.clone(), Arc::clone(&info));
         Ok(info)
+    }
+
+    /// The run's info if it is cached (no read).
+    pub(crate) fn cached_run_info(&self, run_id: &str) -> Option<Arc<RunInfo>> {
+        lock(&self.run_infos).get(run_id).map(Arc::clone)
     }
 
     /// Keeps the info of a run just created, so its engine steps need not read it back.

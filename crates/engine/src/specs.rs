@@ -44,6 +44,13 @@ impl SpecCache {
         Ok(spec)
     }
 
+    /// The compiled spec if it is cached (no read).
+    pub(crate) fn cached(&self, pipeline_id: &str, version: i64) -> Option<Arc<PipelineSpec>> {
+        self.lock()
+            .get(&(pipeline_id.to_owned(), version))
+            .map(Arc::clone)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i64), Arc<PipelineSpec>>> {
         // A panic while holding this lock leaves a valid map; keep using it.
         self.specs

@@ -449,6 +449,62 @@ async fn a_completion_carries_its_step_results_and_claims_the_next_job() {
 }
 
 #[tokio::test]
+async fn a_completion_writes_the_runs_next_step_and_hands_out_the_job_it_queued() {
+    let harness = Harness::new(TWO_STAGES).await;
+    let run_id = harness.trigger().await;
+    let input = ClaimInput {
+        worker_id: "fake-agent".into(),
+        pool: None,
+    };
+    let completed = || JobOutcome {
+        status: JobStatus::Completed,
+        message: None,
+    };
+    let compile = harness.claim().await;
+    assert_eq!(compile.job_key, format!("{run_id}-compile"));
+    let version = harness.detail(&run_id).await.run.state_version;
+    // `test` needs `compile`: the step written with the completion queues it, and the claim in
+    // the same write takes it, rendered.
+    let (_, next) = harness
+        .engine
+        .complete_and_claim(&compile.token, Vec::new(), completed(), &input)
+        .await
+        .expect("complete and claim");
+    let test = next.expect("the run's next job, claimed with the completion");
+    assert_eq!(test.job_key, format!("{run_id}-test"));
+    assert_eq!(test.step_run_ids.len(), 2);
+    let detail = harness.detail(&run_id).await;
+    assert_eq!(detail.run.state_version, version + 1, "one engine step");
+    assert_eq!(job_status(&detail, "compile"), JobStatus::Completed);
+    assert_eq!(job_status(&detail, "test"), JobStatus::Running);
+    // The deploy stage starts with the end of the build stage.
+    let (_, next) = harness
+        .engine
+        .complete_and_claim(&test.token, Vec::new(), completed(), &input)
+        .await
+        .expect("complete and claim");
+    let ship = next.expect("the deploy stage's job");
+    assert_eq!(ship.job_key, format!("{run_id}-ship"));
+    // The last completion ends the run before it answers.
+    let mut changes = harness.engine.subscribe();
+    let (_, next) = harness
+        .engine
+        .complete_and_claim(&ship.token, Vec::new(), completed(), &input)
+        .await
+        .expect("complete and claim");
+    assert!(next.is_none());
+    let detail = harness.detail(&run_id).await;
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Completed,
+        "{:?}",
+        summary(&detail)
+    );
+    assert_eq!(detail.run.state_version, version + 3);
+    assert_eq!(changes.try_recv().ok(), Some(run_id), "watchers are told");
+}
+
+#[tokio::test]
 async fn a_failed_job_fails_the_run_and_a_retry_reruns_only_what_failed() {
     let harness = Harness::new(TWO_STAGES).await;
     let run_id = harness.trigger().await;

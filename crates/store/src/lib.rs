@@ -56,14 +56,15 @@ pub use pipelines::{
     PipelineRecord, PipelineSortKey, PipelineStore, PipelineUpdate, PipelineVersionRecord,
 };
 pub use queue::{
-    ClaimRequest, EnqueueJob, ExpiredLease, FinishedJob, Heartbeat, JobOutcome, JobQueue, Lease,
-    LeaseExpiry, LeaseToken, NewArtifact, QueueStats, StepReport,
+    ClaimRequest, CompletedJob, EnqueueJob, ExpiredLease, FinishedJob, Heartbeat, JobOutcome,
+    JobQueue, Lease, LeaseExpiry, LeaseToken, NewArtifact, QueueStats, StepReport,
 };
 pub use runs::{
     ArtifactRecord, CreatedRun, FirstStep, IdempotencyKey, JobRunRecord, JobUpdate, NewJobRun,
-    NewRun, NewStageRun, NewStepRun, ParameterBuilder, RunAllocation, RunDetail, RunParameter,
-    RunProgress, RunQuery, RunRecord, RunSortKey, RunStore, RunSummary, RunUpdate, StageRunRecord,
-    StageStatusItem, StageUpdate, StepOutputRecord, StepPlacement, StepRunRecord, StepUpdateRow,
+    NewRun, NewStageRun, NewStepRun, NextStep, ParameterBuilder, RunAllocation, RunDetail,
+    RunParameter, RunProgress, RunQuery, RunRecord, RunSortKey, RunStore, RunSummary, RunUpdate,
+    StageRunRecord, StageStatusItem, StageUpdate, StepOutputRecord, StepPlacement, StepRunRecord,
+    StepUpdateRow,
 };
 pub use sql::{Page, SortDir};
 pub use templates::{

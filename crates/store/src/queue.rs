@@ -4,6 +4,7 @@ mod ops;
 
 use crate::config::Backend;
 use crate::error::StoreError;
+use crate::runs::NextStep;
 use crate::{Store, sql};
 use runnel_domain::Timestamp;
 use runnel_domain::status::{JobStatus, StepStatus};
@@ -135,6 +136,17 @@ pub struct FinishedJob {
     pub status: JobStatus,
     /// The same completion had already been recorded (a retry after a lost answer).
     pub is_replay: bool,
+}
+
+/// The answer to [`JobQueue::complete_advance_and_claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedJob {
+    pub finished: FinishedJob,
+    /// The run's `state_version` after the engine step written with the completion; `None`
+    /// when none was (the step declined, or the completion was a replay).
+    pub step_version: Option<i64>,
+    /// The worker's next job, when asked for and one was queued.
+    pub lease: Option<Lease>,
 }
 
 /// What the sweeper did with one expired lease.
@@ -272,6 +284,21 @@ pub trait JobQueue {
         outcome: JobOutcome,
         next: ClaimRequest,
     ) -> impl Future<Output = Result<(FinishedJob, Option<Lease>), StoreError>> + Send;
+    /// [`JobQueue::complete_with_steps`] at `now`, then — in the same transaction — the run's
+    /// next engine step decided by `step` on the run as the completion left it (see
+    /// [`NextStep`]; not for a replayed completion), then, with `next`, [`JobQueue::claim`] for the worker's free slot
+    /// (which may take a job that step queued). One write instead of two or three. When the
+    /// completion is refused nothing else happens; a step that fails to be written fails the
+    /// whole call (the caller may complete again without it).
+    fn complete_advance_and_claim(
+        &self,
+        token: &LeaseToken,
+        steps: Vec<StepReport>,
+        outcome: JobOutcome,
+        now: Timestamp,
+        step: Box<dyn NextStep>,
+        next: Option<ClaimRequest>,
+    ) -> impl Future<Output = Result<CompletedJob, StoreError>> + Send;
     /// The sweeper: ends every leased attempt whose lease expired at or before `now`.
     /// Afterwards no attempt is leased with an expired lease (G1).
     fn expire_leases(
@@ -444,6 +471,32 @@ impl JobQueue for Store {
                 Box::pin(ops::complete_and_claim(
                     conn, *backend, token, steps, outcome, next, next_token,
                 ))
+            })
+            .await
+    }
+
+    async fn complete_advance_and_claim(
+        &self,
+        token: &LeaseToken,
+        steps: Vec<StepReport>,
+        outcome: JobOutcome,
+        now: Timestamp,
+        step: Box<dyn NextStep>,
+        next: Option<ClaimRequest>,
+    ) -> Result<CompletedJob, StoreError> {
+        check_final(&outcome)?;
+        let input = ops::AdvanceAndClaim {
+            backend: self.backend(),
+            token: token.clone(),
+            steps,
+            outcome,
+            now,
+            step,
+            next: next.map(|next| (next, LeaseToken::generate())),
+        };
+        self.db()
+            .write_repeatable(false, input, |conn, input| {
+                Box::pin(ops::complete_advance_and_claim(conn, input))
             })
             .await
     }

@@ -3,6 +3,8 @@
 mod create;
 mod parameters;
 mod progress;
+
+pub(crate) use progress::next_step;
 mod read;
 
 use crate::Store;
@@ -135,6 +137,21 @@ pub type ParameterBuilder =
 /// and leave its first step to a later `save_progress`. Like a [`ParameterBuilder`] it may be
 /// called more than once; only the last call's answer is committed.
 pub type FirstStep = Box<dyn Fn(&RunDetail, &[RunParameter]) -> Option<RunProgress> + Send + Sync>;
+
+/// A run's engine step right after one of its jobs ended, decided inside the completion's
+/// transaction (`JobQueue::complete_advance_and_claim`) so the two are one write: given the run
+/// as the completion left it (read in that transaction), the changes of that step, or `None` to
+/// leave the step to a later `save_progress`. Like a [`FirstStep`] it may be called more than
+/// once; only the last call's answer is committed. It runs on the store's writer (SQLite): pure
+/// work in memory, no I/O.
+pub trait NextStep: Send + Sync {
+    /// Whether [`NextStep::decide`] needs the run's step outputs (read in the same transaction).
+    fn needs_outputs(&self, run: &RunDetail) -> bool;
+
+    /// The step's changes (`expected_version` = the run's `state_version` as read; another
+    /// version, or another run, stores nothing of the step), or `None`.
+    fn decide(&self, run: &RunDetail, outputs: &[StepOutputRecord]) -> Option<RunProgress>;
+}
 
 /// The answer to `create_run`.
 #[derive(Debug, Clone, PartialEq)]

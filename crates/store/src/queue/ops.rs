@@ -7,6 +7,7 @@ use super::{
 use crate::config::Backend;
 use crate::db::{Fast, Wrap, wrapped};
 use crate::error::StoreError;
+use crate::runs::NextStep;
 use crate::sql;
 use runnel_domain::Timestamp;
 use runnel_domain::status::{JobStatus, StepStatus};
@@ -526,6 +527,52 @@ pub(crate) async fn complete_and_claim(
         .await?
         .always_applied()?;
     Ok((finished, lease))
+}
+
+/// What `JobQueue::complete_advance_and_claim` writes.
+pub(crate) struct AdvanceAndClaim {
+    pub(crate) backend: Backend,
+    pub(crate) token: LeaseToken,
+    pub(crate) steps: Vec<StepReport>,
+    pub(crate) outcome: JobOutcome,
+    pub(crate) now: Timestamp,
+    pub(crate) step: Box<dyn NextStep>,
+    /// The worker's next claim, with the token it gets.
+    pub(crate) next: Option<(ClaimRequest, LeaseToken)>,
+}
+
+/// [`complete_with_steps`], the run's next engine step, then the claim of the worker's next
+/// job (see `JobQueue::complete_advance_and_claim`), inside the batch's transaction. The step
+/// comes before the claim, so the claim can take a job the step queued.
+pub(crate) async fn complete_advance_and_claim(
+    conn: &mut AnyConnection,
+    input: &AdvanceAndClaim,
+) -> Result<super::CompletedJob, StoreError> {
+    let finished = complete_with_steps(
+        conn,
+        input.backend,
+        &input.token,
+        &input.steps,
+        &input.outcome,
+        input.now,
+    )
+    .await?;
+    let step_version = if finished.is_replay {
+        None
+    } else {
+        crate::runs::next_step(conn, &finished.run_id, input.step.as_ref()).await?
+    };
+    let lease = match &input.next {
+        Some((next, next_token)) => claim(conn, input.backend, next, next_token, Wrap::NONE)
+            .await?
+            .always_applied()?,
+        None => None,
+    };
+    Ok(super::CompletedJob {
+        finished,
+        step_version,
+        lease,
+    })
 }
 
 /// Not leased (any more): a replay of this very completion, or a stale token.

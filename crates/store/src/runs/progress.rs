@@ -1,6 +1,6 @@
 //! `save_progress`: one engine step's run/stage/job/step changes and new queue entries in one transaction.
 
-use super::RunProgress;
+use super::{NextStep, RunProgress};
 use crate::error::StoreError;
 use crate::{Store, sql};
 use sqlx::AnyConnection;
@@ -13,6 +13,32 @@ pub(super) async fn save_progress(store: &Store, progress: RunProgress) -> Resul
             Box::pin(apply(conn, progress))
         })
         .await
+}
+
+/// A run's engine step inside the caller's transaction (see [`super::NextStep`]): reads the run
+/// on `conn`, asks `step`, and writes its answer. Returns the run's new `state_version`, or
+/// `None` when nothing was written (an unknown run, no answer, or an answer for another run or
+/// version).
+pub(crate) async fn next_step(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    step: &dyn NextStep,
+) -> Result<Option<i64>, StoreError> {
+    let Some(detail) = super::read::run_detail_on(conn, run_id).await? else {
+        return Ok(None);
+    };
+    let outputs = if step.needs_outputs(&detail) {
+        super::read::step_outputs(&mut *conn, run_id, None).await?
+    } else {
+        Vec::new()
+    };
+    let Some(progress) = step.decide(&detail, &outputs) else {
+        return Ok(None);
+    };
+    if progress.run_id != detail.run.id || progress.expected_version != detail.run.state_version {
+        return Ok(None);
+    }
+    apply(conn, &progress).await.map(Some)
 }
 
 async fn apply(conn: &mut AnyConnection, progress: &RunProgress) -> Result<i64, StoreError> {

@@ -10,7 +10,7 @@ use crate::error::StoreError;
 use crate::sql::{self, Arg, Page, SortDir, SqlBuilder};
 use runnel_domain::status::RunStatus;
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Connection};
+use sqlx::{AnyConnection, AnyPool, Connection};
 use std::collections::HashMap;
 
 macro_rules! run_columns {
@@ -113,6 +113,14 @@ pub(super) async fn run_detail(
 ) -> Result<Option<RunDetail>, StoreError> {
     // One connection for the four reads: each pool acquire and release costs task wake-ups.
     let mut conn = pool.acquire().await?;
+    run_detail_on(&mut conn, run_id).await
+}
+
+/// [`run_detail`] on `conn` (inside its transaction, if it has one).
+pub(crate) async fn run_detail_on(
+    conn: &mut AnyConnection,
+    run_id: &str,
+) -> Result<Option<RunDetail>, StoreError> {
     let Some(run) = run_where(&mut *conn, RunKey::Id(run_id)).await? else {
         return Ok(None);
     };
@@ -597,11 +605,14 @@ pub(super) async fn run_parameters(
     }
 }
 
-pub(super) async fn step_outputs(
-    pool: &AnyPool,
+pub(super) async fn step_outputs<'e, E>(
+    pool: E,
     run_id: &str,
     step_run_ids: Option<&[String]>,
-) -> Result<Vec<StepOutputRecord>, StoreError> {
+) -> Result<Vec<StepOutputRecord>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     let mut select =
         SqlBuilder::new("SELECT step_run_id, key, value FROM step_outputs WHERE run_id = ");
     select.bind(Arg::Text(run_id.to_owned()));

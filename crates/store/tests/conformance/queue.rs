@@ -1,7 +1,8 @@
 //! The leased job queue: order, leases, fencing (G2), idempotent completion, the sweeper (G1), cancellation.
 
 use crate::fixtures::*;
-use runnel_domain::status::{JobStatus, StepStatus};
+use runnel_domain::Timestamp;
+use runnel_domain::status::{JobStatus, RunStatus, StepStatus};
 use runnel_store::*;
 
 fn completed() -> JobOutcome {
@@ -277,7 +278,7 @@ conformance! {
             run_id: run.id.clone(),
             expected_version: 0,
             now: at(2),
-            run: Some(RunUpdate { status: runnel_domain::status::RunStatus::Running, start_time: Some(at(1)), end_time: None, pause_time: 0, paused_since: None, is_cancel_requested: true }),
+            run: Some(RunUpdate { status: RunStatus::Running, start_time: Some(at(1)), end_time: None, pause_time: 0, paused_since: None, is_cancel_requested: true }),
             ..Default::default()
         };
         store.save_progress(stop).await.unwrap();
@@ -342,5 +343,220 @@ conformance! {
             assert_eq!(job.attempt, 1);
             assert_eq!(job.steps[0].status, StepStatus::Skipped, "never reported: skipped by the completion");
         }
+    }
+}
+
+/// What a scripted step was shown, call by call: the job statuses and the outputs.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Vec<JobStatus>, Vec<StepOutputRecord>)>>>;
+
+/// A run's next step for tests: answers with `answer` on the run it is shown, and records
+/// what it was shown (the job statuses and the outputs).
+struct ScriptedStep<F> {
+    answer: F,
+    wants_outputs: bool,
+    seen: Seen,
+}
+
+impl<F> NextStep for ScriptedStep<F>
+where
+    F: Fn(&RunDetail) -> Option<RunProgress> + Send + Sync,
+{
+    fn needs_outputs(&self, _run: &RunDetail) -> bool {
+        self.wants_outputs
+    }
+
+    fn decide(&self, run: &RunDetail, outputs: &[StepOutputRecord]) -> Option<RunProgress> {
+        let jobs = run
+            .stages
+            .iter()
+            .flat_map(|stage| &stage.jobs)
+            .map(|job| job.status)
+            .collect();
+        self.seen.lock().unwrap().push((jobs, outputs.to_vec()));
+        (self.answer)(run)
+    }
+}
+
+fn scripted<F>(wants_outputs: bool, answer: F) -> (Box<dyn NextStep>, Seen)
+where
+    F: Fn(&RunDetail) -> Option<RunProgress> + Send + Sync + 'static,
+{
+    let seen = Seen::default();
+    let step = ScriptedStep {
+        answer,
+        wants_outputs,
+        seen: seen.clone(),
+    };
+    (Box::new(step), seen)
+}
+
+/// The step an engine makes when a run's first job ended: the run goes on and its second job
+/// is queued.
+fn queue_second_job(
+    now: Timestamp,
+) -> impl Fn(&RunDetail) -> Option<RunProgress> + Send + Sync + 'static {
+    move |run: &RunDetail| {
+        Some(RunProgress {
+            run_id: run.run.id.clone(),
+            expected_version: run.run.state_version,
+            now,
+            run: Some(RunUpdate {
+                status: RunStatus::Running,
+                start_time: Some(now),
+                end_time: None,
+                pause_time: 0,
+                paused_since: None,
+                is_cancel_requested: false,
+            }),
+            enqueue: vec![EnqueueJob {
+                job_run_id: run.stages[1].jobs[0].id.clone(),
+                pool: None,
+                labels: vec![],
+                max_tries: 2,
+            }],
+            ..RunProgress::default()
+        })
+    }
+}
+
+/// A run of two stages of one job each, with only the first job queued and claimed.
+async fn first_job_claimed(store: &Store, pipeline_id: &str) -> (RunRecord, Lease) {
+    let shape = RunShape {
+        jobs_per_stage: vec![1, 1],
+        steps_per_job: 1,
+    };
+    let run = new_run(pipeline_id, &shape, at(0));
+    let first_job = run.stages[0].jobs[0].id.clone();
+    let created = store.create_run(run, parameters()).await.unwrap();
+    store
+        .enqueue(
+            EnqueueJob {
+                job_run_id: first_job.clone(),
+                pool: None,
+                labels: vec![],
+                max_tries: 2,
+            },
+            at(1),
+        )
+        .await
+        .unwrap();
+    let lease = store
+        .claim(claim_request("w1", None, at(2), 3000))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lease.job_run_id, first_job);
+    (created.run, lease)
+}
+
+conformance! {
+    async fn a_completion_writes_its_runs_next_step_and_claims_the_job_that_step_queued(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "q").await;
+        let (run, lease) = first_job_claimed(&store, &pipeline.id).await;
+        let report = StepReport {
+            step_run_id: store.run_detail(&run.id).await.unwrap().unwrap().stages[0].jobs[0].steps[0].id.clone(),
+            status: StepStatus::Completed,
+            exit_code: Some(0),
+            message: None,
+            at: at(3),
+            started_at: Some(at(2)),
+            outputs: vec![("version".to_owned(), serde_json::json!("1.2.3"))],
+        };
+        let (step, seen) = scripted(true, queue_second_job(at(4)));
+        let done = store
+            .complete_advance_and_claim(&lease.token, vec![report], completed(), at(4), step, Some(claim_request("w1", None, at(4), 3000)))
+            .await
+            .unwrap();
+        // The step saw the run as the completion left it, with the output reported with it.
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1, "asked once");
+        assert_eq!(seen[0].0, vec![JobStatus::Completed, JobStatus::Init]);
+        assert_eq!(seen[0].1.iter().map(|output| (output.key.as_str(), output.value.clone())).collect::<Vec<_>>(), vec![("version", serde_json::json!("1.2.3"))]);
+        // Its write is in, and the job it queued was claimed by the same call.
+        assert!(!done.finished.is_replay);
+        assert_eq!(done.step_version, Some(run.state_version + 1));
+        let detail = store.run_detail(&run.id).await.unwrap().unwrap();
+        assert_eq!((detail.run.status, detail.run.state_version), (RunStatus::Running, run.state_version + 1));
+        let second_job = &detail.stages[1].jobs[0];
+        assert_eq!(done.lease.as_ref().map(|lease| lease.job_run_id.as_str()), Some(second_job.id.as_str()));
+        assert_eq!((second_job.status, second_job.attempt), (JobStatus::Running, 1));
+
+        // A replay of that completion asks nothing and writes nothing more.
+        let (step, seen) = scripted(false, queue_second_job(at(5)));
+        let replay = store
+            .complete_advance_and_claim(&lease.token, vec![], completed(), at(5), step, None)
+            .await
+            .unwrap();
+        assert!(replay.finished.is_replay);
+        assert_eq!((replay.step_version, replay.lease), (None, None));
+        assert!(seen.lock().unwrap().is_empty());
+        assert_eq!(store.run_detail(&run.id).await.unwrap().unwrap().run.state_version, run.state_version + 1);
+    }
+}
+
+conformance! {
+    async fn a_declined_or_stale_next_step_leaves_the_completion_alone(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "q").await;
+        let (run, lease) = first_job_claimed(&store, &pipeline.id).await;
+        let (declined, seen) = scripted(false, |_: &RunDetail| None);
+        let done = store
+            .complete_advance_and_claim(&lease.token, vec![], completed(), at(3), declined, Some(claim_request("w1", None, at(3), 3000)))
+            .await
+            .unwrap();
+        assert_eq!(seen.lock().unwrap()[0].1, vec![], "no outputs unless asked");
+        assert_eq!((done.step_version, done.lease), (None, None));
+        let detail = store.run_detail(&run.id).await.unwrap().unwrap();
+        assert_eq!(detail.stages[0].jobs[0].status, JobStatus::Completed);
+        assert_eq!(detail.run.state_version, run.state_version);
+
+        // An answer computed from another version (or for another run) is not written.
+        let (run, lease) = first_job_claimed(&store, &pipeline.id).await;
+        let stale = queue_second_job(at(4));
+        let (step, _) = scripted(false, move |detail: &RunDetail| {
+            stale(detail).map(|progress| RunProgress { expected_version: progress.expected_version + 1, ..progress })
+        });
+        let done = store
+            .complete_advance_and_claim(&lease.token, vec![], completed(), at(4), step, Some(claim_request("w1", None, at(4), 3000)))
+            .await
+            .unwrap();
+        assert_eq!((done.step_version, done.lease), (None, None));
+        let detail = store.run_detail(&run.id).await.unwrap().unwrap();
+        assert_eq!((detail.stages[0].jobs[0].status, detail.stages[1].jobs[0].status), (JobStatus::Completed, JobStatus::Init));
+        assert_eq!(detail.run.state_version, run.state_version);
+    }
+}
+
+conformance! {
+    async fn a_next_step_that_cannot_be_written_fails_the_completion_with_it(db) {
+        let store = db.open().await;
+        let tenant = tenant(&store, "acme").await;
+        let pipeline = pipeline(&store, &tenant, "q").await;
+        let (run, lease) = first_job_claimed(&store, &pipeline.id).await;
+        let (other_run, _) = queued_run(&store, &pipeline.id, &RunShape::default(), None, at(0)).await;
+        let other_job = store.run_detail(&other_run.id).await.unwrap().unwrap().stages[0].jobs[0].id.clone();
+        // Queues a job of another run: refused, so nothing of the call is written.
+        let (step, _) = scripted(false, move |detail: &RunDetail| {
+            Some(RunProgress {
+                run_id: detail.run.id.clone(),
+                expected_version: detail.run.state_version,
+                now: at(3),
+                enqueue: vec![EnqueueJob { job_run_id: other_job.clone(), pool: None, labels: vec![], max_tries: 2 }],
+                ..RunProgress::default()
+            })
+        });
+        let err = store
+            .complete_advance_and_claim(&lease.token, vec![], completed(), at(3), step, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound), "{err:?}");
+        let detail = store.run_detail(&run.id).await.unwrap().unwrap();
+        assert_eq!((detail.stages[0].jobs[0].status, detail.run.state_version), (JobStatus::Running, run.state_version));
+        // The lease still holds: the completion alone goes through.
+        let finished = store.complete(&lease.token, completed(), at(4)).await.unwrap();
+        assert!(!finished.is_replay);
     }
 }
