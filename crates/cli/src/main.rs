@@ -8,6 +8,7 @@ mod client;
 mod exec;
 mod lint;
 mod pipeline_file;
+mod sqlite_cache;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
     allocator::tune();
     // Before anything opens a database; refused only if SQLite already runs, which it cannot.
     let _ = allocator::route_sqlite();
+    let _ = sqlite_cache::install();
     let cli = Cli::parse();
     let result = match cli.command {
         // The server sets up its own logging from its settings.
