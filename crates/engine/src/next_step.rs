@@ -113,20 +113,23 @@ impl NextStepInput {
                 })?,
             )
         };
+        let (progress, enqueued_jobs, wake_at) = match planned {
+            Some(planned) => (
+                Some(planned.progress),
+                planned.enqueued_jobs,
+                planned.wake_at,
+            ),
+            None => (None, Vec::new(), None),
+        };
         let saved = Saved {
-            enqueued: planned
+            enqueued: progress
                 .as_ref()
-                .map_or(0, |planned| planned.progress.enqueue.len()),
-            enqueued_jobs: planned
-                .as_ref()
-                .map(|planned| planned.enqueued_jobs.clone())
-                .unwrap_or_default(),
-            wake_at: planned.as_ref().and_then(|planned| planned.wake_at),
+                .map_or(0, |progress| progress.enqueue.len()),
+            enqueued_jobs,
+            wake_at,
             was_final: before.status.is_final(),
         };
-        let progress = planned
-            .map(|planned| planned.progress)
-            .filter(|progress| !model::is_empty(progress));
+        let progress = progress.filter(|progress| !model::is_empty(progress));
         let decided = Decided {
             detail: detail.clone(),
             spec,
