@@ -12,8 +12,10 @@
 //! `max_tries`), and deadlines are recomputed from stored start times.
 //!
 //! Concurrency: every change of one run happens under that run's lock (an engine step or a
-//! command); different runs advance independently. Writes are optimistic (`state_version`), so
-//! several engines on one database stay correct (a lost race is retried from a fresh read).
+//! command), except the step written with a job's completion, which is computed and written
+//! inside the very transaction that read the run (`next_step`); different runs advance
+//! independently. Writes are optimistic (`state_version`), so several engines on one database
+//! stay correct (a lost race is retried from a fresh read).
 
 mod advance;
 mod agentless;
