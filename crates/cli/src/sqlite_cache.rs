@@ -359,20 +359,21 @@ mod tests {
                     .expect("count");
             }
         }
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
-            .fetch_one(&mut conn)
-            .await
-            .expect("count");
+        let (count, bytes) = rows_and_bytes(&mut conn).await;
         assert_eq!(count, committed);
-        let bytes: i64 = sqlx::query_scalar("SELECT SUM(length(body)) FROM t")
-            .fetch_one(&mut conn)
-            .await
-            .expect("sum");
         let check: String = sqlx::query_scalar("PRAGMA integrity_check")
             .fetch_one(&mut conn)
             .await
             .expect("check");
         (count, bytes, check)
+    }
+
+    /// The rows of the test table and the bytes of their bodies.
+    async fn rows_and_bytes(conn: &mut sqlx::SqliteConnection) -> (i64, i64) {
+        sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM t")
+            .fetch_one(conn)
+            .await
+            .expect("count")
     }
 
     fn run(path: &std::path::Path) -> (i64, i64, String) {
@@ -406,15 +407,7 @@ mod tests {
             .block_on(async {
                 let url = format!("sqlite://{}", path.display());
                 let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open");
-                let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("count");
-                let bytes: i64 = sqlx::query_scalar("SELECT SUM(length(body)) FROM t")
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("sum");
-                (count, bytes)
+                rows_and_bytes(&mut conn).await
             });
         assert_eq!(reread, (count, bytes));
         // Refused once SQLite runs.

@@ -27,6 +27,18 @@ pub(crate) struct StepActions {
 }
 
 impl StepActions {
+    /// Whether a step reads the run's step actions: one of its agentless jobs (a review, a
+    /// delay) is under way.
+    pub(crate) fn are_read(spec: &PipelineSpec, state: &RunState) -> bool {
+        spec.job_indices().any(|job| {
+            spec.job(job).exec == runnel_domain::spec::ExecKind::Agentless
+                && matches!(
+                    state.job(job).status(),
+                    JobStatus::Running | JobStatus::Paused
+                )
+        })
+    }
+
     /// Loads the run's step actions when one of its agentless jobs could use them.
     pub(crate) async fn load_if_waiting(
         inner: &Inner,
@@ -34,14 +46,7 @@ impl StepActions {
         state: &RunState,
         run_id: &str,
     ) -> Result<StepActions, EngineError> {
-        let waiting = spec.job_indices().any(|job| {
-            spec.job(job).exec == runnel_domain::spec::ExecKind::Agentless
-                && matches!(
-                    state.job(job).status(),
-                    JobStatus::Running | JobStatus::Paused
-                )
-        });
-        if !waiting {
+        if !Self::are_read(spec, state) {
             return Ok(StepActions::default());
         }
         let mut by_step: HashMap<String, Vec<StepActionRecord>> = HashMap::new();

@@ -11,13 +11,14 @@
 //! run) is done under the run's lock, as the event loop's is.
 
 use crate::advance::{self, Saved};
+use crate::agentless::StepActions;
 use crate::model::{self, RunIds};
 use crate::runinfo::RunInfo;
 use crate::{Event, Inner};
 use runnel_domain::Timestamp;
-use runnel_domain::spec::{ExecKind, PipelineSpec};
+use runnel_domain::spec::PipelineSpec;
 use runnel_domain::state::RunState;
-use runnel_domain::status::{JobStatus, RunStatus};
+use runnel_domain::status::RunStatus;
 use runnel_store::{FinishedJob, NextStep, RunDetail, RunProgress, StepOutputRecord};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -80,14 +81,7 @@ impl NextStepInput {
                 return Err("the run waits for admission");
             }
             // A review or a delay under way reads its stored actions.
-            let waiting = spec.job_indices().any(|job| {
-                spec.job(job).exec == ExecKind::Agentless
-                    && matches!(
-                        state.job(job).status(),
-                        JobStatus::Running | JobStatus::Paused
-                    )
-            });
-            if waiting {
+            if StepActions::are_read(&spec, &state) {
                 return Err("an agentless job is under way");
             }
         }
@@ -102,7 +96,7 @@ impl NextStepInput {
                     &ids,
                     &before,
                     &info.context,
-                    &Default::default(),
+                    &StepActions::default(),
                     &run.id,
                     run.state_version,
                     self.now,

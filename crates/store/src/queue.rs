@@ -286,10 +286,10 @@ pub trait JobQueue {
     ) -> impl Future<Output = Result<(FinishedJob, Option<Lease>), StoreError>> + Send;
     /// [`JobQueue::complete_with_steps`] at `now`, then — in the same transaction — the run's
     /// next engine step decided by `step` on the run as the completion left it (see
-    /// [`NextStep`]; not for a replayed completion), then, with `next`, [`JobQueue::claim`] for the worker's free slot
-    /// (which may take a job that step queued). One write instead of two or three. When the
-    /// completion is refused nothing else happens; a step that fails to be written fails the
-    /// whole call (the caller may complete again without it).
+    /// [`NextStep`]; not for a replayed completion), then, with `next`, [`JobQueue::claim`] for
+    /// the worker's free slot (which may take a job that step queued). One write instead of two
+    /// or three. When the completion is refused nothing else happens; a step that fails to be
+    /// written fails the whole call (the caller may complete again without it).
     fn complete_advance_and_claim(
         &self,
         token: &LeaseToken,
