@@ -803,6 +803,13 @@ async fn apply_pragmas(
             // a savepoint inside a live transaction; crash recovery never reads it (the WAL
             // does that), so durability is unchanged.
             conn.execute("PRAGMA temp_store = MEMORY").await?;
+            // Checkpoint every 250 WAL frames (1 MiB) rather than SQLite's 1 000. A checkpoint
+            // runs on the commit that crosses the mark, so that commit's callers wait for it:
+            // a quarter of the pages to copy each time took the p99 of a run storm from 6-9 ms
+            // to 4-5 ms, and the server's CPU per run was the same or lower (the WAL the
+            // writer cycles through stays small and warm). 4 000 frames was worse on both.
+            // Durability is unchanged: it only moves when committed pages reach the database file.
+            conn.execute("PRAGMA wal_autocheckpoint = 250").await?;
         }
         Role::Pooled { read_only } => {
             if read_only {
