@@ -342,7 +342,9 @@ async fn complete_with_next_step(
 /// After a completion: the attempt needs no stop any more, and its run's next engine step.
 fn completed(inner: &Inner, finished: &FinishedJob) {
     inner.forget_cancel(&finished.job_run_id);
-    if !finished.is_replay {
-        inner.send(Event::Advance(finished.run_id.clone()));
-    }
+    inner.send(if finished.is_replay {
+        Event::Replayed(finished.run_id.clone())
+    } else {
+        Event::Advance(finished.run_id.clone())
+    });
 }

@@ -89,6 +89,12 @@ pub(crate) enum Event {
     PipelineFreed(String),
     /// Look at this run again at this time.
     WakeAt(String, Timestamp),
+    /// A job of this run had its completion replayed. The first answer carried the
+    /// completion's follow-up (the run's next step, a freed concurrency slot); if that answer
+    /// was lost — the store committed but could not say so — the follow-up was lost with it.
+    /// Both are done again: a step finds nothing new to do when there is none, and a freed
+    /// slot starts only the queued runs that fit.
+    Replayed(String),
     /// Sweep expired leases and fire due timers now.
     Sweep,
 }
@@ -430,6 +436,19 @@ async fn run_loop(
         for event in batch {
             match event {
                 Event::Advance(run_id) => runs.push(run_id),
+                Event::Replayed(run_id) => {
+                    // A run that ended with the lost answer frees its slot here (a run still
+                    // going holds it: nothing starts); one that ends with its step below frees
+                    // it then.
+                    match inner.store.run(&run_id).await {
+                        Ok(Some(run)) => freed.push(run.pipeline_id),
+                        Ok(None) => {}
+                        Err(err) => {
+                            tracing::warn!(run_id = %run_id, error = %err, "cannot read a run after a replayed completion");
+                        }
+                    }
+                    runs.push(run_id);
+                }
                 Event::WakeAt(run_id, at) => timers.push(Reverse((at, run_id))),
                 // Once per pipeline and round, below: in a storm many runs of one pipeline end
                 // together, and each look costs a read.

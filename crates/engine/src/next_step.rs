@@ -177,6 +177,7 @@ pub(crate) async fn follow_up(
 ) {
     inner.forget_cancel(&finished.job_run_id);
     if finished.is_replay {
+        inner.send(Event::Replayed(finished.run_id.clone()));
         return;
     }
     let decided = input.slot().take();

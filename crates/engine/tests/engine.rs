@@ -9,8 +9,8 @@ use runnel_engine::{
     TriggerRequest,
 };
 use runnel_store::{
-    IdentityStore, JobOutcome, NewPipeline, PipelineStore, PipelineUpdate, RunDetail, RunStore,
-    SecretKey, StepReport, Store, StoreConfig, new_id,
+    IdentityStore, JobOutcome, JobQueue, NewPipeline, PipelineStore, PipelineUpdate, RunDetail,
+    RunStore, SecretKey, StepReport, Store, StoreConfig, new_id,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -626,6 +626,42 @@ async fn with_concurrency_one_three_runs_start_in_order() {
     assert_eq!(harness.detail(&second).await.run.status, RunStatus::Queued);
     assert_eq!(harness.detail(&third).await.run.status, RunStatus::Queued);
     harness.finish_one_by_one(&[&first, &second, &third]).await;
+}
+
+/// Regression: a completion the store committed but whose answer was lost (a dropped
+/// PostgreSQL connection) came back from the worker's retry as a replay, and nothing followed
+/// it: the run stayed RUNNING with its only job COMPLETED, and the run queued behind it never
+/// started.
+#[tokio::test]
+async fn a_completion_replayed_after_its_answer_was_lost_still_ends_the_run_and_frees_its_slot() {
+    let harness = Harness::new(ONE_AT_A_TIME).await;
+    let first = harness.trigger().await;
+    let second = harness.trigger().await;
+    harness.wait_status(&first, RunStatus::Running).await;
+    let dispatch = harness.claim().await;
+    let outcome = JobOutcome {
+        status: JobStatus::Completed,
+        message: None,
+    };
+    // Committed, and the engine never heard of it.
+    let stored = harness
+        .store
+        .complete(&dispatch.token, outcome.clone(), harness.engine.now())
+        .await
+        .expect("the store records the completion");
+    assert!(!stored.is_replay);
+    assert_eq!(harness.detail(&first).await.run.status, RunStatus::Running);
+    // The worker, without an answer, sends it again.
+    let replayed = harness
+        .engine
+        .complete(&dispatch.token, outcome)
+        .await
+        .expect("a replay is answered");
+    assert!(replayed.is_replay);
+    harness.wait_status(&first, RunStatus::Completed).await;
+    harness.wait_status(&second, RunStatus::Running).await;
+    let next = harness.claim().await;
+    assert_eq!(next.run_id, second);
 }
 
 /// Regression: when runs ended together, only the oldest queued run was started, even with
