@@ -516,7 +516,7 @@ impl ShellExecutor {
         let start = move || {
             files::write_step_files(&files.script_path, &files.script, &files.output_path)?;
             let counters = if is_first_outside {
-                ForkCounters::read()
+                ForkCounters::before_fork()
             } else {
                 None
             };
@@ -575,7 +575,7 @@ impl ShellExecutor {
     ) -> Result<(Child, PathBuf), ExecError> {
         let is_first_outside = workspace.processes.begin_scan();
         let counters = if is_first_outside {
-            ForkCounters::read()
+            ForkCounters::before_fork()
         } else {
             None
         };

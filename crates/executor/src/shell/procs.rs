@@ -12,12 +12,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
-use nix::unistd::{Pid, getpid};
+use nix::unistd::Pid;
 use tokio::process::Child;
 use tokio::time::Instant;
 
 use super::cgroup::JobCgroup;
-use super::scan::{ForkCounters, ProcessInfo, ScanFrom, has_exited, scan, scan_narrow};
+use super::scan::{ForkCounters, ProcessInfo, ScanFrom, has_exited, own_pid, scan, scan_narrow};
 
 /// How often the grace period checks whether everything has exited.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -277,7 +277,7 @@ async fn find(job: &JobProcesses, trusted_groups: &mut HashSet<i32>) -> Found {
             .targets
             .extend(select_targets(job, trusted_groups, scanned));
     }
-    let own_pid = getpid().as_raw();
+    let own_pid = own_pid();
     found.targets.retain(|pid| *pid != own_pid);
     found.targets.sort_unstable();
     found.targets.dedup();

@@ -1,9 +1,16 @@
 //! The `/proc` scan for processes carrying a job's cookie, limited to processes that are young
 //! enough to be the job's: by start time, and by pid when the pids allocated since the job's
 //! first process are known to form one window.
+//!
+//! `/proc/stat` is the costly file here (the kernel formats every interrupt counter of the host
+//! for it), so each reading of the fork counters serves every job of the process that starts
+//! within [`SHARED_READING_MAX_AGE`] (see [`PidWindow::since`] for why an older reading is safe),
+//! and the few facts that do not change while the process runs are read once.
 
 use std::fs::File;
 use std::io::{self, Read as _};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use nix::time::{ClockId, clock_gettime};
 use nix::unistd::{SysconfVar, getpgrp, getpid, sysconf};
@@ -14,6 +21,16 @@ const RESERVED_PIDS: u64 = 300;
 const MAX_PROBED_PIDS: usize = 2048;
 /// Pid numbers a live task may hold: its own, its process group's and its session's.
 const PIDS_PER_TASK: u64 = 3;
+/// A job's first process may be bounded with a reading of the fork counters this recent, taken
+/// by any job of this process, instead of a reading of its own.
+const SHARED_READING_MAX_AGE: Duration = Duration::from_millis(250);
+/// How long a reading of `kernel.pid_max` is used before it is read again.
+const PID_MAX_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The latest reading of the fork counters and when it was taken.
+static LATEST_READING: Mutex<Option<(Instant, ForkCounters)>> = Mutex::new(None);
+/// The latest reading of `/proc/sys/kernel/pid_max` and when it was taken.
+static PID_MAX: Mutex<Option<(Instant, u64)>> = Mutex::new(None);
 
 /// Which processes a scan must look at: those started since a job's first process outside a
 /// cgroup. Set before that process is forked; refined with its pid once it runs.
@@ -91,8 +108,23 @@ impl ScanFrom {
 }
 
 impl ForkCounters {
-    /// `None` if `/proc` does not tell; then the scan considers every pid.
-    pub(crate) fn read() -> Option<ForkCounters> {
+    /// Counters to bound the pids of a process about to be forked: a reading that any job of
+    /// this process took in the last [`SHARED_READING_MAX_AGE`], else a new one. `None` if
+    /// `/proc` does not tell; then the scan considers every pid.
+    pub(crate) fn before_fork() -> Option<ForkCounters> {
+        let latest = *LATEST_READING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((taken, counters)) = latest
+            && taken.elapsed() <= SHARED_READING_MAX_AGE
+        {
+            return Some(counters);
+        }
+        Self::read()
+    }
+
+    /// A new reading, which later forks may share.
+    fn read() -> Option<ForkCounters> {
         let mut reader = ProcReader::default();
         let forks = reader
             .read("/proc/stat", StopAt::End)
@@ -100,7 +132,22 @@ impl ForkCounters {
             .and_then(parse_forks)?;
         let loadavg = reader.read("/proc/loadavg", StopAt::Newline).ok()?;
         let (tasks, _) = parse_loadavg(loadavg)?;
-        Some(ForkCounters { forks, tasks })
+        let counters = ForkCounters { forks, tasks };
+        counters.share();
+        Some(counters)
+    }
+
+    /// Offers this reading to the forks that follow. The instant is taken after the reading:
+    /// a reading's age may only be underestimated by the time it took, never by more.
+    fn share(self) {
+        let mut latest = LATEST_READING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Readings from concurrent jobs may arrive out of order; keep the one with most forks
+        // (the newest), so that later windows count as few forks as they can.
+        if latest.is_none_or(|(_, kept)| kept.forks <= self.forks) {
+            *latest = Some((Instant::now(), self));
+        }
     }
 }
 
@@ -131,12 +178,21 @@ impl PidWindow {
     ///
     /// The kernel hands out pids cyclically: each new pid is the next free number after the
     /// previous one. Since `first`, the allocator moved by one step per new task plus one per
-    /// number it skipped because it was taken, and only numbers taken before `first` can be
-    /// skipped before a full turn. Fewer steps than numbers in a turn mean every pid since
-    /// `first` lies between `first` and the last pid allocated.
+    /// number it skipped because it was taken. Fewer steps than numbers in a turn mean every
+    /// pid since `first` lies between `first` and the last pid allocated.
+    ///
+    /// The counters (`first.before`) were read at some moment before `first` was forked, not
+    /// necessarily just before: `forked`, the forks since that reading, counts every new task
+    /// since `first` and more. A skipped number is held (as pid, process group or session id)
+    /// by a task alive at the reading or forked since, so at most `PIDS_PER_TASK` times their
+    /// number are skipped. An older reading only makes the bound looser, never wrong.
     fn since(first: FirstProcess, forks_now: u64, last: i32, pid_max: u64) -> Option<PidWindow> {
         let forked = forks_now.checked_sub(first.before.forks)?;
-        let taken = first.before.tasks.saturating_mul(PIDS_PER_TASK);
+        let taken = first
+            .before
+            .tasks
+            .saturating_add(forked)
+            .saturating_mul(PIDS_PER_TASK);
         let turn = pid_max.checked_sub(RESERVED_PIDS)?;
         (forked.saturating_add(taken) < turn).then_some(PidWindow {
             first: first.pid,
@@ -168,29 +224,80 @@ impl PidWindow {
         }
     }
 
-    /// The window as the kernel sees it now, or `None` when it cannot be bounded.
+    /// The window as the kernel sees it now, or `None` when it cannot be bounded. The reading
+    /// of the counters is shared with jobs about to start.
     fn read(first: FirstProcess, reader: &mut ProcReader) -> Option<PidWindow> {
         // The last pid in `/proc/loadavg` is of this process's pid namespace: only usable if
         // `/proc` shows that namespace too.
-        let own_pid = getpid().as_raw();
-        let proc_self = std::fs::read_link("/proc/self").ok()?;
-        if proc_self.to_str()?.parse::<i32>().ok()? != own_pid {
+        if !own_ids().is_proc_of_own_namespace {
             return None;
         }
         let forks_now = reader
             .read("/proc/stat", StopAt::End)
             .ok()
             .and_then(parse_forks)?;
-        let (_, last) = reader
+        let (tasks, last) = reader
             .read("/proc/loadavg", StopAt::Newline)
             .ok()
             .and_then(parse_loadavg)?;
-        let pid_max = reader
-            .read("/proc/sys/kernel/pid_max", StopAt::Newline)
-            .ok()
-            .and_then(|text| std::str::from_utf8(text).ok()?.trim().parse().ok())?;
+        ForkCounters {
+            forks: forks_now,
+            tasks,
+        }
+        .share();
+        // A wrapped window reaches up to `pid_max`, so it needs the current value: a raised
+        // `pid_max` lets the allocator go past the one read a moment ago.
+        let pid_max = pid_max(reader, last < first.pid)?;
         PidWindow::since(first, forks_now, last, pid_max)
     }
+}
+
+/// This process's ids, which do not change while it runs.
+#[derive(Debug, Clone, Copy)]
+struct OwnIds {
+    pid: i32,
+    group: i32,
+    /// `/proc/self` names this process: `/proc` shows this process's pid namespace.
+    is_proc_of_own_namespace: bool,
+}
+
+/// This process's pid, without a system call.
+pub(crate) fn own_pid() -> i32 {
+    own_ids().pid
+}
+
+fn own_ids() -> OwnIds {
+    static IDS: OnceLock<OwnIds> = OnceLock::new();
+    *IDS.get_or_init(|| {
+        let pid = getpid().as_raw();
+        let is_proc_of_own_namespace = std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|link| link.to_str()?.parse::<i32>().ok())
+            == Some(pid);
+        OwnIds {
+            pid,
+            group: getpgrp().as_raw(),
+            is_proc_of_own_namespace,
+        }
+    })
+}
+
+/// `kernel.pid_max`: read again when `is_fresh_needed` or the last reading is older than
+/// [`PID_MAX_MAX_AGE`].
+fn pid_max(reader: &mut ProcReader, is_fresh_needed: bool) -> Option<u64> {
+    let mut kept = PID_MAX.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((taken, pid_max)) = *kept
+        && !is_fresh_needed
+        && taken.elapsed() <= PID_MAX_MAX_AGE
+    {
+        return Some(pid_max);
+    }
+    let pid_max = reader
+        .read("/proc/sys/kernel/pid_max", StopAt::Newline)
+        .ok()
+        .and_then(|text| std::str::from_utf8(text).ok()?.trim().parse().ok())?;
+    *kept = Some((Instant::now(), pid_max));
+    Some(pid_max)
 }
 
 /// Reads the processes in `/proc` that `from` says may be the job's, skipping this process
@@ -221,8 +328,11 @@ fn scan_within(
     limit: usize,
     is_thorough: bool,
 ) -> Option<Vec<ProcessInfo>> {
-    let own_pid = getpid().as_raw();
-    let own_group = getpgrp().as_raw();
+    let OwnIds {
+        pid: own_pid,
+        group: own_group,
+        ..
+    } = own_ids();
     let mut reader = ProcReader::default();
     let window = from
         .first
@@ -473,6 +583,52 @@ mod tests {
             PidWindow::since(first(1000, 50, 100), 40, 1009, 32768),
             None
         );
+        // The reading may be older than the first process: tasks forked since it may hold
+        // numbers the allocator skips, so they count three times more.
+        assert!(PidWindow::since(first(1000, 0, 100), 8_000, 1009, 32768).is_some());
+        assert_eq!(
+            PidWindow::since(first(1000, 0, 100), 8_200, 1009, 32768),
+            None
+        );
+    }
+
+    /// nextest runs each test in a process of its own: the shared reading is this test's.
+    #[test]
+    fn a_recent_reading_is_shared_and_an_old_one_is_read_again() {
+        let kept = |counters| {
+            *LATEST_READING
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(counters);
+        };
+        let recent = ForkCounters { forks: 7, tasks: 3 };
+        kept((Instant::now(), recent));
+        assert_eq!(ForkCounters::before_fork(), Some(recent));
+        let old = Instant::now().checked_sub(2 * SHARED_READING_MAX_AGE);
+        kept((old.expect("the clock is past boot"), recent));
+        let fresh = ForkCounters::before_fork().expect("this host has /proc");
+        assert!(fresh.forks > recent.forks, "{fresh:?}");
+        // The fresh reading replaced the old one; an older reading never replaces a newer one.
+        assert_eq!(ForkCounters::before_fork(), Some(fresh));
+        recent.share();
+        assert_eq!(ForkCounters::before_fork(), Some(fresh));
+    }
+
+    /// A job's end reads the counters anyway: the next job's first process uses that reading.
+    #[test]
+    fn the_end_of_a_job_shares_its_reading() {
+        let before = ForkCounters::read().expect("this host has /proc");
+        let from = ScanFrom::now();
+        let mut child = start_sleep();
+        let pid = i32::try_from(child.id()).expect("pid fits");
+        let found = scan(
+            b"RUNNEL_JOB_COOKIE=none",
+            from.with_first_process(pid, Some(before)),
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.iter().any(|process| process.pid == pid));
+        let shared = ForkCounters::before_fork().expect("shared");
+        assert!(shared.forks > before.forks, "{shared:?} after {before:?}");
     }
 
     #[test]
