@@ -276,9 +276,12 @@ impl Db {
             }
             Backend::Sqlite => {
                 let busy_ms = i64::try_from(config.busy_timeout.as_millis()).unwrap_or(i64::MAX);
+                // Every connection opens the WAL through the VFS that writes a commit's frames
+                // at once (`wal_vfs.rs`); the database file and its locks are SQLite's own.
+                let url = crate::wal_vfs::url_with_vfs(&config.url);
                 // Migrations run on a connection of their own; the writer task opens its own.
                 let setup_pool =
-                    sqlite_pool(&config.url, 1, 1, config.acquire_timeout, busy_ms, false).await?;
+                    sqlite_pool(&url, 1, 1, config.acquire_timeout, busy_ms, false).await?;
                 let migrated = async {
                     let mut conn = setup_pool.acquire().await?;
                     check_sqlite(&mut conn, busy_ms).await?;
@@ -289,7 +292,7 @@ impl Db {
                 setup_pool.close().await;
                 migrated?;
                 let read_pool = sqlite_pool(
-                    &config.url,
+                    &url,
                     config.max_connections.max(1),
                     config.min_connections,
                     config.acquire_timeout,
@@ -298,7 +301,7 @@ impl Db {
                 )
                 .await?;
                 check_sqlite(&mut *read_pool.acquire().await?, busy_ms).await?;
-                let writer = Writer::open(&config.url, busy_ms).await?;
+                let writer = Writer::open(&url, busy_ms).await?;
                 let (tx, rx) = mpsc::channel::<WriteOp>(config.max_batch.max(1) * 8);
                 writer.spawn(rx, config.max_batch.max(1))?;
                 Ok(Db {

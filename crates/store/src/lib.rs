@@ -35,6 +35,7 @@ mod sql;
 mod templates;
 pub mod testing;
 mod triggers;
+mod wal_vfs;
 
 pub use actions::{NewStepAction, StepActionRecord, StepActionStore};
 pub use audit::{AuditEvent, AuditQuery, AuditStore, NewAuditEvent};
