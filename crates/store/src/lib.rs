@@ -104,6 +104,9 @@ impl Store {
     /// applied; a schema newer than this binary is refused (`SchemaTooNew`).
     pub async fn open(config: StoreConfig) -> Result<Store, StoreError> {
         let db = Db::open(&config).await?;
+        if db.backend() == Backend::Sqlite {
+            runs::note_stored_queued_runs(db.reader()).await?;
+        }
         Ok(Store {
             inner: Arc::new(Inner {
                 db,

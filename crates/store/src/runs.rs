@@ -4,6 +4,38 @@ mod create;
 mod parameters;
 mod progress;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// SQLite: whether a run may be QUEUED in a database this process opened. False until a
+/// database is opened with a queued run in its counters, or a write moves a run's counter to
+/// QUEUED; then true for good. Set before the write commits, so a reader that could see the
+/// queued run sees the flag too. While it is false, `count_runs` of queued runs answers 0
+/// without a read: after each run the engine looks for queued runs of its pipeline, and most
+/// installations never queue one. An SQLite database has one server, whose store makes every
+/// write; PostgreSQL, shared by servers, always reads.
+static MAY_HAVE_QUEUED_RUNS: AtomicBool = AtomicBool::new(false);
+
+/// Notes a write that counts a run as `status`, before it commits.
+fn note_counted_status(status: &str) {
+    if status == RunStatus::Queued.as_str() {
+        MAY_HAVE_QUEUED_RUNS.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Notes queued runs already in the database (at open, after the migrations).
+pub(crate) async fn note_stored_queued_runs(pool: &sqlx::AnyPool) -> Result<(), StoreError> {
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pipeline_run_counts WHERE status = $1 AND run_count <> 0",
+    )
+    .bind(RunStatus::Queued.as_str())
+    .fetch_one(pool)
+    .await?;
+    if queued > 0 {
+        note_counted_status(RunStatus::Queued.as_str());
+    }
+    Ok(())
+}
+
 pub(crate) use progress::next_step;
 mod read;
 
@@ -713,6 +745,12 @@ impl RunStore for Store {
         pipeline_id: &str,
         statuses: &[RunStatus],
     ) -> Result<i64, StoreError> {
+        if statuses == [RunStatus::Queued]
+            && self.backend() == crate::Backend::Sqlite
+            && !MAY_HAVE_QUEUED_RUNS.load(Ordering::SeqCst)
+        {
+            return Ok(0);
+        }
         read::count_runs(self.db().reader(), pipeline_id, statuses).await
     }
 
@@ -760,5 +798,53 @@ impl RunStore for Store {
                 })
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod queued_flag_tests {
+    use std::str::FromStr as _;
+
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{Connection as _, SqliteConnection};
+
+    use super::*;
+    use crate::{SecretKey, StoreConfig};
+
+    /// nextest runs each test in a process of its own: the flag starts as a new server's.
+    #[tokio::test]
+    async fn queued_runs_already_in_the_database_are_counted_after_a_restart() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("runnel.db");
+        let open = || Store::open(StoreConfig::sqlite(&path, SecretKey::generate()));
+        drop(open().await.expect("store"));
+        assert!(
+            !MAY_HAVE_QUEUED_RUNS.load(Ordering::SeqCst),
+            "nothing queued yet"
+        );
+        // A queued run left by an earlier server: only its counter matters here (written
+        // without the store, foreign keys off).
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .expect("url")
+            .foreign_keys(false);
+        let mut conn = SqliteConnection::connect_with(&options)
+            .await
+            .expect("open");
+        sqlx::query(
+            "INSERT INTO pipeline_run_counts (pipeline_id, status, run_count) VALUES ('p', 'QUEUED', 1)",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("insert");
+        conn.close().await.expect("close");
+
+        let store = open().await.expect("store");
+        assert_eq!(
+            store
+                .count_runs("p", &[RunStatus::Queued])
+                .await
+                .expect("count"),
+            1
+        );
     }
 }

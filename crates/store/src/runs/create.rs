@@ -484,6 +484,9 @@ pub(super) async fn bump_count(
     status: &str,
     delta: i64,
 ) -> Result<(), StoreError> {
+    if delta > 0 {
+        super::note_counted_status(status);
+    }
     sqlx::query(
         "INSERT INTO pipeline_run_counts (pipeline_id, status, run_count) VALUES ($1, $2, $3) \
          ON CONFLICT (pipeline_id, status) DO UPDATE SET run_count = pipeline_run_counts.run_count + $3",

@@ -153,6 +153,7 @@ async fn move_count_from_stored(
     version: i64,
     to: &str,
 ) -> Result<(), StoreError> {
+    super::note_counted_status(to);
     sqlx::query(
         "INSERT INTO pipeline_run_counts (pipeline_id, status, run_count) \
          SELECT pipeline_id, status, -1 FROM runs WHERE id = $1 AND state_version = $2 AND status <> $3 \

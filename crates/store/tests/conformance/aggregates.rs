@@ -371,6 +371,7 @@ conformance! {
         };
         assert_eq!(ahead(0).await, Some(0));
         assert_eq!(ahead(3).await, Some(3), "three older queued runs");
+        assert_eq!(store.count_runs(&pipeline.id, &[RunStatus::Queued]).await.unwrap(), 4);
         // The oldest starts: still ahead of the others, now as a started run.
         let start = RunProgress {
             run_id: ids[0].clone(), expected_version: 0, now: at(5000),
@@ -378,6 +379,7 @@ conformance! {
             ..Default::default()
         };
         store.save_progress(start).await.unwrap();
+        assert_eq!(store.count_runs(&pipeline.id, &[RunStatus::Queued]).await.unwrap(), 3);
         assert_eq!(ahead(0).await, None, "not queued any more");
         assert_eq!(ahead(1).await, Some(1));
         assert_eq!(ahead(3).await, Some(3));
