@@ -119,7 +119,23 @@ async fn the_list_spans_the_callers_projects_with_every_filter() {
         None,
     )
     .await;
-    assert!(ok(&reply)["build_id"].is_string());
+    let beta_run = ok(&reply)["build_id"]
+        .as_str()
+        .expect("build_id")
+        .to_owned();
+    // The filters below expect beta's run RUNNING: wait until it is rather than rely on its
+    // first engine step being taken in its creation's transaction (a run under concurrency
+    // control, or one whose first step is left to the event loop, is INIT for a while).
+    harness
+        .wait_for_in(
+            &harness.project_b.id,
+            &harness.carol.token,
+            &beta,
+            &beta_run,
+            "RUNNING",
+            |detail| detail["status"] == "RUNNING",
+        )
+        .await;
     harness
         .store
         .set_favorite(&harness.alice.id, &api, true, harness.engine.now())
@@ -197,7 +213,26 @@ async fn the_list_spans_the_callers_projects_with_every_filter() {
     ];
     for (body, expected) in cases {
         let reply = list(&harness, &alice, body.clone()).await;
-        assert_eq!(names(&reply), expected, "{body}");
+        if names(&reply) != expected {
+            // Say where every run stands, so that a failure here tells why.
+            let web_detail = harness.run_detail(&web, &web_run).await;
+            let api_detail = harness.run_detail(&api, &api_run).await;
+            let beta_detail = harness
+                .run_detail_in(
+                    &harness.project_b.id,
+                    &harness.carol.token,
+                    &beta,
+                    &beta_run,
+                )
+                .await;
+            panic!(
+                "{body}: {:?} instead of {expected:?}; runs: web {}, api {}, beta {}",
+                names(&reply),
+                web_detail["status"],
+                api_detail["status"],
+                beta_detail["status"]
+            );
+        }
         assert_eq!(ok(&reply)["total"], expected.len(), "{body}");
     }
     let paged = list(

@@ -340,14 +340,25 @@ impl Harness {
     }
 
     pub(crate) async fn run_detail(&self, pipeline_id: &str, run_id: &str) -> Value {
+        self.run_detail_in(&self.project_a.id, &self.alice.token, pipeline_id, run_id)
+            .await
+    }
+
+    /// A run's v5 detail in `project_id`, read with `token`.
+    pub(crate) async fn run_detail_in(
+        &self,
+        project_id: &str,
+        token: &str,
+        pipeline_id: &str,
+        run_id: &str,
+    ) -> Value {
         let reply = self
             .call(
                 Method::GET,
                 &format!(
-                    "/v5/{}/api/pipelines/{pipeline_id}/pipeline-runs/detail?pipeline_run_id={run_id}",
-                    self.project_a.id
+                    "/v5/{project_id}/api/pipelines/{pipeline_id}/pipeline-runs/detail?pipeline_run_id={run_id}"
                 ),
-                Auth::Token(&self.alice.token),
+                Auth::Token(token),
                 None,
             )
             .await;
@@ -355,9 +366,29 @@ impl Harness {
         reply.body
     }
 
-    /// Waits (on engine changes, with a timeout) until the run detail satisfies `done`.
     pub(crate) async fn wait_for(
         &self,
+        pipeline_id: &str,
+        run_id: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        self.wait_for_in(
+            &self.project_a.id,
+            &self.alice.token,
+            pipeline_id,
+            run_id,
+            what,
+            done,
+        )
+        .await
+    }
+
+    /// Waits until `done` holds for the run's detail in `project_id`, read with `token`.
+    pub(crate) async fn wait_for_in(
+        &self,
+        project_id: &str,
+        token: &str,
         pipeline_id: &str,
         run_id: &str,
         what: &str,
@@ -366,7 +397,9 @@ impl Harness {
         let mut changes = self.engine.subscribe();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let detail = self.run_detail(pipeline_id, run_id).await;
+            let detail = self
+                .run_detail_in(project_id, token, pipeline_id, run_id)
+                .await;
             if done(&detail) {
                 return detail;
             }
