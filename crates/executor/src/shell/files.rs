@@ -86,6 +86,10 @@ const SLOT_PREFIX: &str = "slot-";
 /// Prefix of the lock file of an executor's job directories: `.slots-<owner>.lock`.
 const LOCK_PREFIX: &str = ".slots-";
 const LOCK_SUFFIX: &str = ".lock";
+/// Suffix of a lock file while [`SlotOwner::claim`] locks it, before renaming it into place.
+const STAGING_SUFFIX: &str = ".staging";
+/// How old an unlocked staging lock file must be before a sweep removes it.
+const STAGING_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 /// Prefix of the recycled job directories of earlier versions, renamed after each job; only swept.
 const LEGACY_SPARE_PREFIX: &str = ".spare-";
 
@@ -109,7 +113,7 @@ impl SlotOwner {
         fs::create_dir_all(root)?;
         let token = random_token();
         let lock_path = root.join(format!("{LOCK_PREFIX}{token}{LOCK_SUFFIX}"));
-        let staging = root.join(format!("{LOCK_PREFIX}{token}.staging"));
+        let staging = root.join(format!("{LOCK_PREFIX}{token}{STAGING_SUFFIX}"));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -334,8 +338,8 @@ fn remove_entry(dir: &Dir, dir_path: &Path, name: &CStr, kind: Type) -> io::Resu
 
 /// Removes the job directories left under `root` by executors that are gone (see
 /// [`SlotOwner`]): those of a server killed with `kill -9`, with whatever its last jobs left in
-/// them, and their lock files; also the recycled directories of earlier versions whose process
-/// is gone. Those of live executors stay, `own` included: another server may share the root.
+/// them, and their lock files, and the staging lock files of executors killed while they
+/// claimed theirs; also the recycled directories of earlier versions whose process is gone. Those of live executors stay, `own` included: another server may share the root.
 /// Returns how many directories were removed; errors are skipped (what cannot be removed now is
 /// tried again at the next start).
 pub(crate) fn sweep_stale_slots(root: &Path, own: Option<&str>) -> usize {
@@ -374,6 +378,15 @@ pub(crate) fn sweep_stale_slots(root: &Path, own: Option<&str>) -> usize {
                     .or_insert_with(|| take_stale_lock(root, token));
             }
             continue;
+        } else if let Some(token) = name
+            .strip_prefix(LOCK_PREFIX)
+            .and_then(|rest| rest.strip_suffix(STAGING_SUFFIX))
+        {
+            // A lock file a process created but never renamed into place: it died in between.
+            if is_token(token) && own != Some(token) && is_abandoned_staging(&entry) {
+                let _ = fs::remove_file(entry.path());
+            }
+            continue;
         } else if let Some(rest) = name.strip_prefix(LEGACY_SPARE_PREFIX) {
             // `<pid>-<random>`; the oldest have no pid.
             !rest
@@ -399,6 +412,28 @@ pub(crate) fn sweep_stale_slots(root: &Path, own: Option<&str>) -> usize {
         }
     }
     removed
+}
+
+/// Whether the staging lock file `entry` was left by a process that died between creating it
+/// and renaming it into place: a regular file, unlocked, last changed more than
+/// [`STAGING_GRACE`] ago. (Its creator locks it at once and renames it right after, so a live
+/// one is either locked or very young.)
+fn is_abandoned_staging(entry: &fs::DirEntry) -> bool {
+    if !entry.file_type().is_ok_and(|kind| kind.is_file()) {
+        return false;
+    }
+    let is_old = entry
+        .metadata()
+        .and_then(|meta| meta.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age > STAGING_GRACE);
+    is_old
+        && OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+            .open(entry.path())
+            .is_ok_and(|file| file.try_lock().is_ok())
 }
 
 /// Whether `text` is 12 hex digits (an owner token or a directory's random part).
@@ -663,6 +698,57 @@ mod tests {
         assert_eq!(sweep_stale_slots(root.path(), Some(own.token())), 1);
         assert!(!live_dir.exists(), "swept once its executor is gone");
         assert_eq!(sweep_stale_slots(&root.path().join("missing"), None), 0);
+    }
+
+    #[test]
+    fn staging_lock_files_of_processes_that_died_while_claiming_are_swept() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let staging = |token: &str| {
+            root.path()
+                .join(format!("{LOCK_PREFIX}{token}{STAGING_SUFFIX}"))
+        };
+        let age = |path: &Path, seconds: u64| {
+            let file = File::options().write(true).open(path).expect("open");
+            let then = std::time::SystemTime::now() - std::time::Duration::from_secs(seconds);
+            file.set_modified(then).expect("set mtime");
+        };
+        // Died between creating and renaming: old and unlocked.
+        let dead = staging("aaaaaaaaaaaa");
+        fs::write(&dead, "").expect("written");
+        age(&dead, 3600);
+        // Being claimed right now: young, or locked.
+        let young = staging("bbbbbbbbbbbb");
+        fs::write(&young, "").expect("written");
+        let locked = staging("cccccccccccc");
+        fs::write(&locked, "").expect("written");
+        age(&locked, 3600);
+        let holder = File::open(&locked).expect("open");
+        holder.try_lock().expect("locked");
+        // Not a file of ours: a directory so named, a name that is no token.
+        let dir = staging("dddddddddddd");
+        fs::create_dir(&dir).expect("created");
+        let other = root
+            .path()
+            .join(format!("{LOCK_PREFIX}not-a-token{STAGING_SUFFIX}"));
+        fs::write(&other, "").expect("written");
+        age(&other, 3600);
+
+        sweep_stale_slots(root.path(), None);
+        assert!(!dead.exists(), "an abandoned staging file is removed");
+        for kept in [&young, &locked, &dir, &other] {
+            assert!(kept.exists(), "{} stays", kept.display());
+        }
+        drop(holder);
+        sweep_stale_slots(root.path(), None);
+        assert!(!locked.exists(), "removed once unlocked");
+        // A claim leaves no staging file behind.
+        let owner = SlotOwner::claim(root.path()).expect("claimed");
+        assert!(!staging(owner.token()).exists());
+        assert!(
+            root.path()
+                .join(format!("{LOCK_PREFIX}{}{LOCK_SUFFIX}", owner.token()))
+                .exists()
+        );
     }
 
     #[test]

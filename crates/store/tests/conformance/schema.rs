@@ -537,3 +537,83 @@ async fn the_sqlite_wal_is_checkpointed_every_250_frames() {
         "the WAL held {frames} frames at most"
     );
 }
+
+conformance! {
+    /// A read that starts after a write was acknowledged sees that write, whichever pooled
+    /// connection it gets, while other readers keep the pool busy and the WAL is checkpointed
+    /// and restarted under them (SQLite: the WAL VFS and the patched inline execution).
+    async fn a_read_after_an_acknowledged_write_sees_it_on_every_pooled_connection(db) {
+        use runnel_domain::status::RunStatus;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let store = db.open().await;
+        let tenant = crate::fixtures::tenant(&store, "visibility").await;
+        let pipeline = crate::fixtures::pipeline(&store, &tenant, "visible").await;
+        let query = |status: RunStatus| LegacyPipelineQuery {
+            domain_id: tenant.domain.id.clone(),
+            user_id: tenant.user.id.clone(),
+            project_ids: Vec::new(),
+            creator_ids: Vec::new(),
+            executor_ids: Vec::new(),
+            name_contains: None,
+            latest_statuses: vec![status],
+            git_url: None,
+            watched: None,
+            sort_key: LegacySortKey::StartTime,
+            sort_dir: SortDir::Desc,
+            offset: 0,
+            limit: 10,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut readers = Vec::new();
+        for reader in 0..3 {
+            let store = store.clone();
+            let stop = Arc::clone(&stop);
+            let pipeline_id = pipeline.id.clone();
+            let query = query(RunStatus::Running);
+            readers.push(tokio::spawn(async move {
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    match reader {
+                        0 => drop(store.list_pipelines_v3(&query).await.unwrap()),
+                        1 => drop(store.latest_run(&pipeline_id).await.unwrap()),
+                        _ => drop(store.pipeline_by_id(&pipeline_id).await.unwrap()),
+                    }
+                    reads += 1;
+                    tokio::task::yield_now().await;
+                }
+                reads
+            }));
+        }
+        let shape = crate::fixtures::RunShape::default();
+        for round in 0..250i64 {
+            let status = if round % 2 == 0 { RunStatus::Running } else { RunStatus::Init };
+            let other = if round % 2 == 0 { RunStatus::Init } else { RunStatus::Running };
+            let mut run = crate::fixtures::new_run(&pipeline.id, &shape, crate::fixtures::at(round));
+            run.status = status;
+            let created = store.create_run(run, crate::fixtures::parameters()).await.unwrap();
+            // Two queries per list (rows and count), each on whichever connection is free.
+            for _ in 0..3 {
+                let seen = store.list_pipelines_v3(&query(status)).await.unwrap();
+                assert_eq!(
+                    (seen.total, seen.items.len()),
+                    (1, 1),
+                    "round {round}: the pipeline whose latest run is {status:?} is listed"
+                );
+                let unseen = store.list_pipelines_v3(&query(other)).await.unwrap();
+                assert_eq!(unseen.total, 0, "round {round}: its latest run is not {other:?}");
+                let latest = store.latest_run(&pipeline.id).await.unwrap().unwrap();
+                assert_eq!(
+                    (latest.id.as_str(), latest.status),
+                    (created.run.id.as_str(), status),
+                    "round {round}"
+                );
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for reader in readers {
+            assert!(reader.await.unwrap() > 0, "each reader read");
+        }
+        store.close().await;
+    }
+}
