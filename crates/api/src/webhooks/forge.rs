@@ -418,7 +418,8 @@ fn parse_github_like(event_name: &str, body: &Value) -> Result<CodeEvent, NotAnE
             let (action, code_changed) = match raw_action.as_str() {
                 "opened" => ("open", true),
                 "reopened" => ("reopen", true),
-                "synchronize" => ("update", true),
+                // GitHub says `synchronize`, Gitea / Forgejo `synchronized`: commits pushed.
+                "synchronize" | "synchronized" => ("update", true),
                 "edited" => ("update", false),
                 "closed" if merged => ("merge", false),
                 "closed" => ("close", false),
@@ -739,5 +740,243 @@ mod tests {
             parse_event(Forge::GitHub, "ping", &json!({})),
             Err(NotAnEvent::Ignored(_))
         ));
+    }
+
+    /// A pull request's payload as Gitea (and Forgejo) send it, with `action` and `merged`.
+    fn gitea_pull(action: &str, merged: bool) -> Value {
+        json!({"action": action, "number": 12, "pull_request": {"number": 12, "title": "Add cache",
+            "merged": merged, "merge_commit_sha": if merged { Value::String("m".repeat(40)) } else { Value::Null },
+            "head": {"ref": "feature/cache", "sha": "e".repeat(40), "repo": {"clone_url": "https://gitea.example.com/fork/app.git"}},
+            "base": {"ref": "main", "sha": "f".repeat(40)}},
+            "repository": {"clone_url": "https://gitea.example.com/team/app.git", "ssh_url": "git@gitea.example.com:team/app.git"},
+            "sender": {"login": "gitea-user", "username": "gitea-user"}})
+    }
+
+    #[test]
+    fn gitea_pushes_and_pull_requests_read_as_events_with_their_signature() {
+        let body = serde_json::to_vec(&json!({"ref": "refs/heads/main", "after": "a".repeat(40),
+            "commits": [{"id": "a".repeat(40), "message": "bump", "added": [], "modified": ["go.mod"], "removed": []}],
+            "repository": {"clone_url": "https://gitea.example.com/team/app.git"},
+            "pusher": {"login": "gitea-user", "username": "gitea-user"}, "sender": {"login": "gitea-user"}}))
+        .expect("json");
+        let mut mac = hmac_sha256("gsecret");
+        mac.update(&body);
+        let signature = hex::encode(mac.finalize().into_bytes());
+        let signed = headers(&[
+            ("x-gitea-event", "push"),
+            ("x-gitea-delivery", "5b7c1a8e-0000-4000-8000-000000000001"),
+            ("x-gitea-signature", &signature),
+        ]);
+        assert_eq!(Forge::detect(&signed), Some(Forge::Gitea));
+        assert!(Forge::Gitea.verify(&signed, &body, "gsecret").is_ok());
+        assert!(Forge::Gitea.verify(&signed, &body, "other").is_err());
+        assert!(
+            Forge::Gitea.verify(&signed, b"{}", "gsecret").is_err(),
+            "another body"
+        );
+        assert_eq!(
+            Forge::Gitea.delivery_id(&signed).as_deref(),
+            Some("5b7c1a8e-0000-4000-8000-000000000001")
+        );
+        let push: Value = serde_json::from_slice(&body).expect("json");
+        let event = parse_event(Forge::Gitea, "push", &push).expect("push");
+        assert_eq!(
+            (
+                event.kind,
+                event.branch.as_str(),
+                event.commit.as_str(),
+                event.message.as_str(),
+                event.user.as_str()
+            ),
+            (
+                EventKind::Push,
+                "main",
+                "a".repeat(40).as_str(),
+                "bump",
+                "gitea-user"
+            )
+        );
+        assert_eq!(event.changed_paths, Some(vec!["go.mod".to_owned()]));
+
+        // New commits on the pull request: Gitea's action is `synchronized`.
+        for (action, expected, code_changed) in [
+            ("opened", "open", true),
+            ("synchronized", "update", true),
+            ("reopened", "reopen", true),
+            ("edited", "update", false),
+            ("closed", "close", false),
+        ] {
+            let event = parse_event(Forge::Gitea, "pull_request", &gitea_pull(action, false))
+                .unwrap_or_else(|err| panic!("{action}: {err:?}"));
+            assert_eq!(
+                (event.kind, event.action.as_str(), event.code_changed),
+                (EventKind::MergeRequest, expected, code_changed),
+                "{action}"
+            );
+            assert_eq!(
+                (
+                    event.branch.as_str(),
+                    event.source_branch.as_str(),
+                    event.merge_id.as_str(),
+                    event.commit.as_str()
+                ),
+                ("main", "feature/cache", "12", "e".repeat(40).as_str()),
+                "{action}"
+            );
+            assert_eq!(
+                event.source_repo_url,
+                "https://gitea.example.com/fork/app.git"
+            );
+        }
+        let merged =
+            parse_event(Forge::Gitea, "pull_request", &gitea_pull("closed", true)).expect("merged");
+        assert_eq!(
+            (merged.action.as_str(), merged.commit.as_str()),
+            ("merge", "m".repeat(40).as_str())
+        );
+        assert!(matches!(
+            parse_event(
+                Forge::Gitea,
+                "pull_request",
+                &gitea_pull("label_updated", false)
+            ),
+            Err(NotAnEvent::Ignored(_))
+        ));
+        // Reviews come as events of their own, with the action `synchronized` too.
+        assert!(matches!(
+            parse_event(
+                Forge::Gitea,
+                "pull_request_approved",
+                &gitea_pull("synchronized", false)
+            ),
+            Err(NotAnEvent::Ignored(_))
+        ));
+    }
+
+    #[test]
+    fn gitee_and_codearts_payloads_read_as_events() {
+        let push = json!({"hook_name": "push_hooks", "ref": "refs/heads/dev", "after": "1".repeat(40),
+            "commits": [{"id": "1".repeat(40), "message": "fix build", "added": ["a.c"], "modified": [], "removed": ["b.c"]}],
+            "repository": {"git_http_url": "https://gitee.com/team/app.git", "git_ssh_url": "git@gitee.com:team/app.git"},
+            "user_name": "gitee-user"});
+        let event = parse_event(Forge::Gitee, "Push Hook", &push).expect("push");
+        assert_eq!(
+            (
+                event.kind,
+                event.branch.as_str(),
+                event.commit.as_str(),
+                event.message.as_str(),
+                event.user.as_str()
+            ),
+            (
+                EventKind::Push,
+                "dev",
+                "1".repeat(40).as_str(),
+                "fix build",
+                "gitee-user"
+            )
+        );
+        assert_eq!(
+            event.repo_urls,
+            [
+                "https://gitee.com/team/app.git",
+                "git@gitee.com:team/app.git"
+            ]
+        );
+        assert_eq!(
+            event.changed_paths,
+            Some(vec!["a.c".to_owned(), "b.c".to_owned()])
+        );
+        let tag = json!({"hook_name": "tag_push_hooks", "ref": "refs/tags/v2.0", "after": "2".repeat(40)});
+        let event = parse_event(Forge::Gitee, "Tag Push Hook", &tag).expect("tag");
+        assert_eq!((event.kind, event.tag.as_str()), (EventKind::Tag, "v2.0"));
+
+        let mr = |action: &str, desc: &str| {
+            json!({"hook_name": "merge_request_hooks", "action": action, "action_desc": desc,
+                "pull_request": {"number": 5, "title": "Speed up", "merge_commit_sha": "9".repeat(40),
+                    "head": {"ref": "speed", "sha": "3".repeat(40), "repo": {"clone_url": "https://gitee.com/fork/app.git"}},
+                    "base": {"ref": "master"}}})
+        };
+        for (action, desc, expected, commit, code_changed) in [
+            ("open", "", "open", "3", true),
+            ("update", "source_branch_changed", "update", "3", true),
+            ("update", "target_branch_changed", "update", "3", false),
+            ("merge", "", "merge", "9", false),
+            ("close", "", "close", "3", false),
+        ] {
+            let event = parse_event(Forge::Gitee, "Merge Request Hook", &mr(action, desc))
+                .unwrap_or_else(|err| panic!("{action}: {err:?}"));
+            assert_eq!(
+                (
+                    event.kind,
+                    event.action.as_str(),
+                    event.commit.clone(),
+                    event.code_changed
+                ),
+                (
+                    EventKind::MergeRequest,
+                    expected,
+                    commit.repeat(40),
+                    code_changed
+                ),
+                "{action} {desc}"
+            );
+            assert_eq!(
+                (
+                    event.branch.as_str(),
+                    event.source_branch.as_str(),
+                    event.merge_id.as_str()
+                ),
+                ("master", "speed", "5")
+            );
+        }
+        assert!(matches!(
+            parse_event(
+                Forge::Gitee,
+                "Note Hook",
+                &json!({"hook_name": "note_hooks"})
+            ),
+            Err(NotAnEvent::Ignored(_))
+        ));
+
+        // CodeArts Repo sends GitLab's payloads under its own headers.
+        let headers = headers(&[
+            ("x-repo-event", "Merge Request Hook"),
+            ("x-repo-token", "tok"),
+        ]);
+        assert_eq!(Forge::detect(&headers), Some(Forge::CodeArts));
+        let mr = json!({"object_kind": "merge_request", "user": {"username": "repo-user"},
+            "project": {"git_http_url": "https://codehub.example.com/team/app.git", "git_ssh_url": "git@codehub.example.com:team/app.git"},
+            "object_attributes": {"iid": 3, "action": "update", "oldrev": "4".repeat(40), "source_branch": "topic",
+                "target_branch": "master", "last_commit": {"id": "5".repeat(40), "message": "topic work"},
+                "source": {"git_http_url": "https://codehub.example.com/team/app.git"}}});
+        let event = parse_event(Forge::CodeArts, "Merge Request Hook", &mr).expect("mr");
+        assert_eq!(
+            (
+                event.action.as_str(),
+                event.code_changed,
+                event.commit.as_str(),
+                event.message.as_str(),
+                event.user.as_str()
+            ),
+            (
+                "update",
+                true,
+                "5".repeat(40).as_str(),
+                "topic work",
+                "repo-user"
+            )
+        );
+        let mut no_new_commits = mr.clone();
+        no_new_commits["object_attributes"]
+            .as_object_mut()
+            .expect("object")
+            .remove("oldrev");
+        assert!(
+            !parse_event(Forge::CodeArts, "Merge Request Hook", &no_new_commits)
+                .expect("mr")
+                .code_changed,
+            "an update without pushed commits (a title edit)"
+        );
     }
 }
