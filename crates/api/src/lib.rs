@@ -35,6 +35,7 @@ mod triggers;
 mod webhooks;
 
 pub use auth::ratelimit::RateLimit;
+pub use middleware::request_context;
 pub use templates::{TemplateSyncError, sync_system_templates};
 
 use auth::ratelimit::Limiter;

@@ -10,13 +10,26 @@ use std::any::Any;
 
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub(crate) async fn request_context(request: Request, next: Next) -> Response {
-    let id = request
+/// Gives the request an id and puts it on the response. A request without a sane id of its own
+/// gets a new one, also in its headers: an inner `request_context` (the API router's, under the
+/// server's) keeps it, so one request has one id.
+pub async fn request_context(mut request: Request, next: Next) -> Response {
+    let sent = request
         .headers()
         .get(&X_REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .filter(|value| is_sane_request_id(value))
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
+        .map(str::to_owned);
+    let id = match sent {
+        Some(id) => id,
+        None => {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                request.headers_mut().insert(X_REQUEST_ID.clone(), value);
+            }
+            id
+        }
+    };
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let mut response = next.run(request).await;

@@ -95,6 +95,9 @@ pub(crate) fn router(health: Arc<Health>) -> Router {
         .route("/health/ready", get(ready))
         .with_state(Arc::clone(&health))
         .fallback_service(LateApi(health))
+        // An `X-Request-Id` on every answer, health checks and the 503 while starting included
+        // (the API router's own layer keeps the id given here).
+        .layer(axum::middleware::from_fn(runnel_api::request_context))
 }
 
 async fn live() -> Response {

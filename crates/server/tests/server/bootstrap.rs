@@ -1,6 +1,6 @@
 //! The first start bootstraps once; later starts change nothing; an interrupted bootstrap is redone; health endpoints.
 
-use crate::common::{http_status, settings, start};
+use crate::common::{header_values, http_get, http_status, settings, start};
 use runnel_server::CREDENTIALS_FILE;
 use runnel_store::{IdentityStore, Role, SecretKey, Store, StoreConfig};
 use std::os::unix::fs::PermissionsExt as _;
@@ -192,6 +192,19 @@ async fn health_endpoints_answer_live_and_ready_and_other_paths_reach_the_api() 
         elsewhere, 503,
         "the API router answers once the server is ready"
     );
+    // One `X-Request-Id` on every answer: the client's when it sent a sane one.
+    for path in ["/health/live", "/health/ready", "/no/such/route"] {
+        let plain = http_get(server.local_addr, path, "").await;
+        let ids = header_values(&plain, "x-request-id");
+        assert_eq!(ids.len(), 1, "{path}: {plain}");
+        assert!(ids[0].len() >= 16, "{path}: a generated id, {ids:?}");
+        let echoed = http_get(server.local_addr, path, "X-Request-Id: probe-42\r\n").await;
+        assert_eq!(
+            header_values(&echoed, "x-request-id"),
+            ["probe-42"],
+            "{path}"
+        );
+    }
     let addr = server.local_addr;
     server.shutdown().await;
     assert!(

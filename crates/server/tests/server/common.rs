@@ -227,10 +227,22 @@ pub(crate) fn summary(detail: &RunDetail) -> String {
 
 /// The status code of `GET path`, over a plain HTTP/1.1 connection.
 pub(crate) async fn http_status(addr: SocketAddr, path: &str) -> u16 {
+    let response = http_get(addr, path, "").await;
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"))
+}
+
+/// The whole response (status line, headers, body) to a GET of `path` with `headers` (each
+/// line ending in `\r\n`).
+pub(crate) async fn http_get(addr: SocketAddr, path: &str, headers: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connects");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await
@@ -240,12 +252,18 @@ pub(crate) async fn http_status(addr: SocketAddr, path: &str) -> u16 {
         .read_to_end(&mut response)
         .await
         .expect("response read");
-    let response = String::from_utf8_lossy(&response);
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {response}"))
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// The values of the response header `name` (lower case), in order.
+pub(crate) fn header_values(response: &str, name: &str) -> Vec<String> {
+    let head = response.split("\r\n\r\n").next().unwrap_or_default();
+    head.lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(key, _)| key.trim().eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.trim().to_owned())
+        .collect()
 }
 
 /// Waits until `path` exists (a step wrote it).
