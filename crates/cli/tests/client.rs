@@ -871,6 +871,34 @@ fn templates_are_listed_created_copied_and_used_for_pipelines() {
         names.contains(&"demo-template") && names.contains(&"demo-copy"),
         "{list}"
     );
+    let is_favorite = |list: &serde_json::Value, id: &str| {
+        list["templates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|template| template["id"] == id)
+            .map(|template| template["is_collect"] == true)
+            .unwrap_or_else(|| panic!("{id} listed: {list}"))
+    };
+    assert!(
+        is_favorite(&list, &copy_id),
+        "the copy is a favorite: {list}"
+    );
+    assert!(!is_favorite(&list, &template_id), "{list}");
+    let shown = world.runnel(&["template", "show", &copy_id]).ok();
+    assert!(
+        shown.stdout.contains("favorite     yes"),
+        "{}",
+        shown.stdout
+    );
+    world
+        .runnel(&["template", "favorite", &copy_id, "--off"])
+        .ok();
+    let list = world
+        .runnel(&["template", "list", "--name", "demo", "-o", "json"])
+        .ok()
+        .json();
+    assert!(!is_favorite(&list, &copy_id), "unmarked: {list}");
 
     let pipeline = world
         .runnel(&[

@@ -1,6 +1,6 @@
 //! Hostile and random input: `compile_text` answers with diagnostics, never panics, and answers
-//! fast (well under a second in a debug build for every document here; the assertion allows 2 s
-//! of CI headroom). Run with `--nocapture` to see the measured times.
+//! fast: well under a second in a debug build for every document here. The assertion only
+//! guards against blow-ups ([`TIME_LIMIT`]); run with `--nocapture` to see the measured times.
 
 // Helpers outside `#[test]` functions are test code too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]

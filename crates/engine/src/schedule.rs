@@ -584,7 +584,7 @@ mod tests {
     }
 
     #[test]
-    fn times_skipped_by_a_clock_change_do_not_fire_and_repeated_ones_fire_once() {
+    fn a_time_skipped_by_a_clock_change_fires_once_at_the_jump_and_a_repeated_one_fires_once() {
         // London springs forward on 2026-03-29 at 01:00 UTC: 01:30 local does not exist; the
         // firing happens when the clocks jump (02:00 local), as cron does, and once.
         let gap = Schedule::parse(&json!({"start_time": "01:30", "time_zone": "Europe/London"}))
