@@ -45,6 +45,7 @@ from huaweicloudsdkcodeartspipeline.v2 import (
     ShowPipelineTemplateDetailRequest,
     ShowStepOutputsRequest,
     UpdatePipelineInfoRequest,
+    UpdatePipelineTemplateRequest,
 )
 
 from test_sdk import create_pipeline, one_job, run, wait_status
@@ -125,6 +126,17 @@ def test_templates_of_the_tenant_and_pipelines_made_from_them(client, project_id
         tenant_id=domain_id, template_id=template_id))
     assert detail.name == name and detail.is_system is False
     assert "echo from a template" in detail.definition
+
+    renamed = unique("sdk-template-edited")
+    updated = client.update_pipeline_template(UpdatePipelineTemplateRequest(
+        tenant_id=domain_id, template_id=template_id, body=PipelineTemplateDTO(
+            name=renamed, description="edited by the SDK", language="Python", is_system=False, domain_id=domain_id,
+            is_show_source=False, manifest_version="3.0", definition=json.dumps(one_job("echo edited template")))))
+    assert updated.template_id == template_id
+    detail = client.show_pipeline_template_detail(ShowPipelineTemplateDetailRequest(
+        tenant_id=domain_id, template_id=template_id))
+    assert (detail.name, detail.description, detail.language) == (renamed, "edited by the SDK", "Python")
+    assert "echo edited template" in detail.definition and "echo from a template" not in detail.definition
 
     made = client.create_pipeline_by_template_id(CreatePipelineByTemplateIdRequest(
         project_id=project_id, template_id=template_id,
