@@ -7,7 +7,9 @@ mod support;
 
 use runnel_store::PipelineStore;
 use serde_json::{Value, json};
-use support::{GitServer, TestServer, callback_path, deliver_github, github_push, pipeline_body};
+use support::{
+    GitServer, TestServer, callback_path, deliver_github, git, github_push, pipeline_body,
+};
 
 /// Prints what the checkout gave the step, and fails unless HEAD is the run's commit.
 const SHOW: &str = r#"set -eu
@@ -643,6 +645,55 @@ async fn manual_runs_pin_the_chosen_branch_and_refuse_names_that_could_be_option
         3,
         "refused runs change nothing"
     );
+    test.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submodules_are_checked_out_only_when_asked() {
+    let daemon = GitServer::start().await;
+    let lib = daemon.repo("lib");
+    let lib_head = lib.commit("lib.txt", "library v2\n", "library change");
+    lib.push("main");
+    let app = daemon.repo("app");
+    git(
+        &app.work,
+        &["submodule", "add", "--quiet", "--", &lib.url, "vendor/lib"],
+    );
+    git(&app.work, &["commit", "--quiet", "-m", "add the library"]);
+    app.push("main");
+    let test = TestServer::start(&[ALLOW_LOOPBACK]).await;
+    // The same check with the submodule asked for, and without: the library's file is there
+    // at the recorded commit, or the directory is empty.
+    let clone = |submodule: &str| {
+        json!({"name": "clone", "task": "official_git_clone", "inputs": [{"key": "repo", "value": "app"},
+            {"key": "path", "value": "code"}, {"key": "submodule", "value": submodule}]})
+    };
+    let verify = json!({"name": "verify", "task": "official_shell_plugin", "inputs": [{"key": "OFFICIAL_SHELL_SCRIPT_INPUT",
+        "value": "cd code && if [ -f vendor/lib/lib.txt ]; then echo \"lib=$(git -C vendor/lib rev-parse HEAD) $(cat vendor/lib/lib.txt)\"; else echo \"lib=absent $(ls -A vendor/lib | wc -l)\"; fi"}]});
+    for (submodule, expected) in [
+        ("true", format!("lib={lib_head} library v2")),
+        ("false", "lib=absent 0".to_owned()),
+    ] {
+        let definition = json!({"stages": [{"name": "Build", "jobs": [{"name": "check", "identifier": "JOB_Check1",
+            "steps": [clone(submodule), verify.clone()]}]}]});
+        let body = json!({"name": format!("submodules-{submodule}"), "is_publish": false, "definition": definition.to_string(),
+            "sources": [{"type": "code", "params": {"alias": "app", "git_url": app.url, "default_branch": "main"}}]});
+        let pipeline_id = test.create_pipeline(body).await;
+        let reply = test
+            .call(
+                "POST",
+                &format!("/v5/{}/api/pipelines/{pipeline_id}/run", test.project_id),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let run_id = reply.json["pipeline_run_id"]
+            .as_str()
+            .expect("run")
+            .to_owned();
+        let (_, logs) = test.expect_completed(&run_id).await;
+        assert!(logs.contains(&expected), "submodule {submodule}: {logs}");
+    }
     test.shutdown().await;
 }
 
