@@ -8,7 +8,8 @@ mod support;
 use runnel_store::PipelineStore;
 use serde_json::{Value, json};
 use support::{
-    GitServer, TestServer, callback_path, deliver_github, git, github_push, pipeline_body,
+    AuthGitServer, GitServer, TestServer, callback_path, deliver_github, git, github_push,
+    pipeline_body,
 };
 
 /// Prints what the checkout gave the step, and fails unless HEAD is the run's commit.
@@ -694,6 +695,101 @@ async fn submodules_are_checked_out_only_when_asked() {
         let (_, logs) = test.expect_completed(&run_id).await;
         assert!(logs.contains(&expected), "submodule {submodule}: {logs}");
     }
+    test.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_lets_the_server_and_the_job_read_a_private_repository() {
+    use base64::Engine as _;
+    let daemon = GitServer::start().await;
+    let repo = daemon.repo("private");
+    let head = repo.commit("app.txt", "secret sauce\n", "second");
+    repo.push("main");
+    let token = "glpat-Zx81qTestTokenValue";
+    let forge = AuthGitServer::start(daemon.root.path(), "ci-bot", token).await;
+    let url = forge.url("private");
+    let test = TestServer::start(&[ALLOW_LOOPBACK]).await;
+    let definition = json!({"stages": [{"name": "Build", "jobs": [{"name": "check", "identifier": "JOB_Check1", "steps": [
+        {"name": "clone", "task": "official_git_clone", "inputs": [{"key": "repo", "value": "app"}, {"key": "path", "value": "code"}]},
+        {"name": "verify", "task": "official_shell_plugin", "inputs": [{"key": "OFFICIAL_SHELL_SCRIPT_INPUT",
+            "value": "cd code && test \"$(cat app.txt)\" = 'secret sauce' && echo \"head=$(git rev-parse HEAD)\""}]}]}]}]});
+    let body = |name: &str, endpoint: Option<&str>| {
+        json!({"name": name, "is_publish": false, "definition": definition.to_string(),
+            "sources": [{"type": "code", "params": {"alias": "app", "git_url": url, "default_branch": "main",
+                "endpoint_id": endpoint}}]})
+    };
+    let run_path =
+        |pipeline_id: &str| format!("/v5/{}/api/pipelines/{pipeline_id}/run", test.project_id);
+
+    // Without the token the server cannot read the branch: the run is refused, nothing made.
+    let anonymous = test.create_pipeline(body("anonymous", None)).await;
+    let reply = test
+        .call("POST", &run_path(&anonymous), Some(json!({})))
+        .await;
+    assert!(
+        (400..500).contains(&reply.status),
+        "{}: {}",
+        reply.status,
+        reply.text
+    );
+    assert_eq!(test.run_count(&anonymous).await, 0);
+    assert!(forge.refused.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    assert_eq!(forge.served.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    let endpoints = format!("/v5/{}/api/endpoints", test.project_id);
+    let reply = test
+        .call(
+            "POST",
+            &endpoints,
+            Some(
+                json!({"name": "forge bot", "type": "token", "username": "ci-bot", "token": token}),
+            ),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(!reply.text.contains(token), "{}", reply.text);
+    let endpoint_id = reply.json["id"].as_str().expect("id").to_owned();
+    let listed = test.call("GET", &endpoints, None).await;
+    assert!(listed.text.contains(&endpoint_id), "{}", listed.text);
+    assert!(!listed.text.contains(token), "{}", listed.text);
+
+    let private = test
+        .create_pipeline(body("private", Some(&endpoint_id)))
+        .await;
+    let reply = test
+        .call("POST", &run_path(&private), Some(json!({})))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let run_id = reply.json["pipeline_run_id"]
+        .as_str()
+        .expect("run")
+        .to_owned();
+    let (detail, logs) = test.expect_completed(&run_id).await;
+    assert_eq!(
+        detail.run.build_params["commit_id"], head,
+        "pinned through the token"
+    );
+    assert!(logs.contains(&format!("head={head}")), "{logs}");
+    assert!(forge.served.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("ci-bot:{token}"));
+    for secret in [token, basic.as_str()] {
+        assert!(
+            !logs.contains(secret),
+            "the credential leaked into the log: {logs}"
+        );
+    }
+    let shown = test
+        .call(
+            "GET",
+            &format!(
+                "/v5/{}/api/pipelines/{private}/pipeline-runs/detail?pipeline_run_id={run_id}",
+                test.project_id
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    assert!(!shown.text.contains(token) && !shown.text.contains(&basic));
     test.shutdown().await;
 }
 

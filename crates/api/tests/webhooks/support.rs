@@ -571,3 +571,147 @@ pub(crate) fn callback_path(callback_url: &str) -> String {
         .map_or(callback_url, |(_, rest)| rest);
     format!("/{}", rest.split_once('/').map_or("", |(_, path)| path))
 }
+
+/// `git http-backend` behind HTTP basic authentication, serving the bare repositories of a
+/// [`GitServer`]'s root: what a forge asking for an access token looks like to git.
+pub(crate) struct AuthGitServer {
+    pub(crate) port: u16,
+    /// Requests answered 401 (no or wrong credentials) and requests served.
+    pub(crate) refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub(crate) served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AuthGitServer {
+    /// Serves `root`'s repositories to `username` with `token`.
+    pub(crate) async fn start(root: &Path, username: &str, token: &str) -> AuthGitServer {
+        use axum::body::{Body, Bytes};
+        use axum::http::{HeaderMap, Method, StatusCode, Uri};
+        use axum::response::Response;
+        use base64::Engine as _;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{token}"))
+        );
+        let refused = Arc::new(AtomicUsize::new(0));
+        let served = Arc::new(AtomicUsize::new(0));
+        let root = root.to_path_buf();
+        let (counted_refused, counted_served) = (Arc::clone(&refused), Arc::clone(&served));
+        let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (expected, root) = (expected.clone(), root.clone());
+            let (refused, served) = (Arc::clone(&counted_refused), Arc::clone(&counted_served));
+            async move {
+                let authorized = headers
+                    .get("authorization")
+                    .and_then(|value| value.to_str().ok())
+                    == Some(expected.as_str());
+                if !authorized {
+                    refused.fetch_add(1, Ordering::SeqCst);
+                    return Response::builder()
+                        .status(StatusCode::UNAUTHORIZED)
+                        .header("WWW-Authenticate", "Basic realm=\"git\"")
+                        .body(Body::empty())
+                        .expect("response");
+                }
+                served.fetch_add(1, Ordering::SeqCst);
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let (content_type, encoding) = (header("content-type"), header("content-encoding"));
+                let output = tokio::task::spawn_blocking(move || {
+                    use std::io::Write as _;
+                    let mut child = Command::new("git")
+                        .arg("http-backend")
+                        .env_clear()
+                        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                        .env("GIT_CONFIG_NOSYSTEM", "1")
+                        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                        .env("GIT_PROJECT_ROOT", &root)
+                        .env("GIT_HTTP_EXPORT_ALL", "1")
+                        .env("REQUEST_METHOD", method.as_str())
+                        .env("PATH_INFO", uri.path())
+                        .env("QUERY_STRING", uri.query().unwrap_or_default())
+                        .env("CONTENT_TYPE", content_type)
+                        .env("HTTP_CONTENT_ENCODING", encoding)
+                        .env("REMOTE_USER", "tester")
+                        .env("REMOTE_ADDR", "127.0.0.1")
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("git http-backend starts");
+                    child
+                        .stdin
+                        .take()
+                        .expect("stdin")
+                        .write_all(&body)
+                        .expect("request body written");
+                    child.wait_with_output().expect("git http-backend ends")
+                })
+                .await
+                .expect("joined");
+                // A CGI answer: headers (`Status:` among them), a blank line, the body.
+                let split = output
+                    .stdout
+                    .windows(4)
+                    .position(|window| window == b"\r\n\r\n")
+                    .map(|at| (at, 4))
+                    .or_else(|| {
+                        output
+                            .stdout
+                            .windows(2)
+                            .position(|window| window == b"\n\n")
+                            .map(|at| (at, 2))
+                    })
+                    .expect("CGI headers");
+                let head = String::from_utf8_lossy(&output.stdout[..split.0]).into_owned();
+                let mut response = Response::builder();
+                for line in head.lines() {
+                    let Some((name, value)) = line.split_once(':') else {
+                        continue;
+                    };
+                    if name.eq_ignore_ascii_case("status") {
+                        let code: u16 = value.trim()[..3].parse().expect("status");
+                        response = response.status(code);
+                    } else {
+                        response = response.header(name.trim(), value.trim());
+                    }
+                }
+                response
+                    .body(Body::from(output.stdout[split.0 + split.1..].to_vec()))
+                    .expect("response")
+            }
+        };
+        let app = axum::Router::new().fallback(handler);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serves");
+        });
+        AuthGitServer {
+            port,
+            refused,
+            served,
+            task,
+        }
+    }
+
+    pub(crate) fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/{name}.git", self.port)
+    }
+}
+
+impl Drop for AuthGitServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
