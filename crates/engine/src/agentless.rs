@@ -282,3 +282,193 @@ pub(crate) fn kind_of(
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A verdict as a comparable value.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Seen {
+        Wait(Option<Timestamp>),
+        Pass(Option<String>),
+        Fail(String),
+    }
+
+    fn seen(verdict: Verdict) -> Seen {
+        match verdict {
+            Verdict::Wait(until) => Seen::Wait(until),
+            Verdict::Pass(message) => Seen::Pass(message),
+            Verdict::Fail(message) => Seen::Fail(message),
+        }
+    }
+
+    const START: Timestamp = Timestamp::from_millis(1_750_000_000_000);
+    const TIMEOUT: Duration = Duration::from_secs(3600);
+
+    fn review(strategy: ReviewStrategy, timeout_action: ReviewTimeoutAction) -> CheckpointSpec {
+        CheckpointSpec {
+            audit_source: "members".to_owned(),
+            approvers: vec![
+                "u-alice".to_owned(),
+                "u-bob".to_owned(),
+                "u-carol".to_owned(),
+            ],
+            audit_role: None,
+            strategy,
+            timeout: TIMEOUT,
+            timeout_action,
+            comment: String::new(),
+        }
+    }
+
+    fn decision(user: &str, action: &str, detail: &str) -> StepActionRecord {
+        StepActionRecord {
+            id: format!("{user}-{action}"),
+            run_id: "run".to_owned(),
+            step_run_id: "step".to_owned(),
+            user_id: format!("u-{user}"),
+            user_name: user.to_owned(),
+            action: action.to_owned(),
+            detail: detail.to_owned(),
+            at: START + Duration::from_secs(1),
+        }
+    }
+
+    /// The verdict a minute after the review started, well before its deadline.
+    fn early(review: &CheckpointSpec, actions: &[StepActionRecord]) -> Seen {
+        seen(review_verdict(
+            review,
+            actions,
+            START,
+            START + Duration::from_secs(60),
+        ))
+    }
+
+    const DEADLINE: Timestamp = Timestamp::from_millis(1_750_000_000_000 + 3_600_000);
+
+    #[test]
+    fn any_passes_when_one_of_several_approvers_passes() {
+        let any = review(ReviewStrategy::Any, ReviewTimeoutAction::Reject);
+        assert_eq!(early(&any, &[]), Seen::Wait(Some(DEADLINE)));
+        assert_eq!(
+            early(&any, &[decision("bob", "pass", "")]),
+            Seen::Pass(None)
+        );
+    }
+
+    #[test]
+    fn all_waits_until_every_approver_has_passed_then_passes() {
+        let all = review(ReviewStrategy::All, ReviewTimeoutAction::Reject);
+        let alice = decision("alice", "pass", "");
+        let bob = decision("bob", "pass", "");
+        let carol = decision("carol", "pass", "");
+        assert_eq!(early(&all, &[]), Seen::Wait(Some(DEADLINE)));
+        assert_eq!(
+            early(&all, std::slice::from_ref(&alice)),
+            Seen::Wait(Some(DEADLINE))
+        );
+        // The same approver twice is still one approver.
+        assert_eq!(
+            early(&all, &[alice.clone(), alice.clone(), bob.clone()]),
+            Seen::Wait(Some(DEADLINE))
+        );
+        // A pass by someone who is not listed does not stand for a listed approver.
+        assert_eq!(
+            early(
+                &all,
+                &[alice.clone(), bob.clone(), decision("mallory", "pass", "")]
+            ),
+            Seen::Wait(Some(DEADLINE))
+        );
+        assert_eq!(early(&all, &[carol, alice, bob]), Seen::Pass(None));
+    }
+
+    #[test]
+    fn one_refusal_refuses_under_both_strategies() {
+        for strategy in [ReviewStrategy::Any, ReviewStrategy::All] {
+            let review = review(strategy, ReviewTimeoutAction::Pass);
+            let refused = Seen::Fail("refused by carol: not today".to_owned());
+            assert_eq!(
+                early(&review, &[decision("carol", "refuse", "not today")]),
+                refused,
+                "{strategy:?}"
+            );
+            // Even after others passed (the refusal wins whatever the order)...
+            assert_eq!(
+                early(
+                    &review,
+                    &[
+                        decision("alice", "pass", ""),
+                        decision("carol", "refuse", "not today"),
+                        decision("bob", "pass", ""),
+                    ]
+                ),
+                refused,
+                "{strategy:?}"
+            );
+            // ...and past the deadline, whose policy would pass.
+            assert_eq!(
+                seen(review_verdict(
+                    &review,
+                    &[decision("carol", "refuse", "")],
+                    START,
+                    DEADLINE + Duration::from_secs(1),
+                )),
+                Seen::Fail("refused by carol".to_owned()),
+                "{strategy:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn at_the_deadline_the_timeout_strategy_decides() {
+        for strategy in [ReviewStrategy::Any, ReviewStrategy::All] {
+            let passing = review(strategy, ReviewTimeoutAction::Pass);
+            let rejecting = review(strategy, ReviewTimeoutAction::Reject);
+            // A passed approver short of `all` does not change what the deadline does.
+            let partial = if strategy == ReviewStrategy::All {
+                vec![decision("alice", "pass", "")]
+            } else {
+                Vec::new()
+            };
+            let just_before = DEADLINE - Duration::from_millis(1);
+            for review in [&passing, &rejecting] {
+                assert_eq!(
+                    seen(review_verdict(review, &partial, START, just_before)),
+                    Seen::Wait(Some(DEADLINE)),
+                    "{strategy:?} {:?}",
+                    review.timeout_action
+                );
+            }
+            for now in [DEADLINE, DEADLINE + Duration::from_secs(86_400)] {
+                assert_eq!(
+                    seen(review_verdict(&passing, &partial, START, now)),
+                    Seen::Pass(Some(
+                        "review timed out; passed by its timeout policy".to_owned()
+                    )),
+                    "{strategy:?}"
+                );
+                assert_eq!(
+                    seen(review_verdict(&rejecting, &partial, START, now)),
+                    Seen::Fail("review timed out".to_owned()),
+                    "{strategy:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_review_decided_in_time_is_not_undone_by_its_deadline() {
+        let all = review(ReviewStrategy::All, ReviewTimeoutAction::Reject);
+        let everyone = [
+            decision("alice", "pass", ""),
+            decision("bob", "pass", ""),
+            decision("carol", "pass", ""),
+        ];
+        assert_eq!(
+            seen(review_verdict(&all, &everyone, START, DEADLINE)),
+            Seen::Pass(None)
+        );
+    }
+}

@@ -28,7 +28,10 @@ pub struct Dispatch {
     pub prepared: PreparedJob,
     /// Step run ids, parallel to `prepared.steps`.
     pub step_run_ids: Vec<String>,
-    /// What is left of the job's timeout (its clock started when the job first started).
+    /// The job's timeout, counted from this claim. Every attempt gets all of it: an attempt
+    /// after an executor was lost starts the job over from its first step (its steps were
+    /// reset), so the time the lost attempt used is not taken from it (docs/ARCHITECTURE.md,
+    /// recovery).
     pub timeout: Duration,
     pub heartbeat_interval: Duration,
     pub utc_offset_minutes: i32,
@@ -110,26 +113,23 @@ async fn dispatch_lease(
         .ready
         .take(&lease.run_id, &lease.job_run_id, lease.attempt);
     let prepared = match ready {
-        // Rendered when it was queued; a fresh attempt starts its clock now.
-        Some(ready) => Ok((ready.prepared, ready.job_key, ready.step_run_ids, None)),
+        // Rendered when it was queued.
+        Some(ready) => Ok((ready.prepared, ready.job_key, ready.step_run_ids)),
         None => prepare(inner, &lease.run_id, &lease.job_run_id).await,
     };
     match prepared {
-        Ok((prepared, job_key, step_run_ids, started_at)) => {
-            let elapsed = now.since(started_at.unwrap_or(now));
-            Ok(Some(Dispatch {
-                timeout: prepared.timeout.saturating_sub(elapsed),
-                token: lease.token,
-                run_id: lease.run_id,
-                job_run_id: lease.job_run_id,
-                attempt: lease.attempt,
-                job_key,
-                prepared,
-                step_run_ids,
-                heartbeat_interval: inner.config.heartbeat_interval,
-                utc_offset_minutes: inner.config.utc_offset_minutes,
-            }))
-        }
+        Ok((prepared, job_key, step_run_ids)) => Ok(Some(Dispatch {
+            timeout: prepared.timeout,
+            token: lease.token,
+            run_id: lease.run_id,
+            job_run_id: lease.job_run_id,
+            attempt: lease.attempt,
+            job_key,
+            prepared,
+            step_run_ids,
+            heartbeat_interval: inner.config.heartbeat_interval,
+            utc_offset_minutes: inner.config.utc_offset_minutes,
+        })),
         Err(err) => {
             tracing::warn!(job_run_id = %lease.job_run_id, error = %err, "job failed before it started");
             let outcome = JobOutcome {
@@ -196,15 +196,7 @@ async fn prepare(
     inner: &Inner,
     run_id: &str,
     job_run_id: &str,
-) -> Result<
-    (
-        PreparedJob,
-        String,
-        Vec<String>,
-        Option<runnel_domain::Timestamp>,
-    ),
-    EngineError,
-> {
+) -> Result<(PreparedJob, String, Vec<String>), EngineError> {
     let detail = inner
         .store
         .run_detail(run_id)
@@ -229,12 +221,7 @@ async fn prepare(
         .map_err(|err| EngineError::Invalid(err.to_string()))?;
     info.apply_checkout(&spec, job, &mut prepared);
     let job_key = format!("{run_id}-{}", spec.job(job).identifier);
-    Ok((
-        prepared,
-        job_key,
-        ids.steps[job.index()].clone(),
-        state.job(job).started_at(),
-    ))
+    Ok((prepared, job_key, ids.steps[job.index()].clone()))
 }
 
 pub(crate) async fn heartbeat(inner: &Inner, token: &LeaseToken) -> Result<Heartbeat, EngineError> {

@@ -1000,6 +1000,188 @@ jobs:
     harness.wait_status(&second, RunStatus::Completed).await;
 }
 
+/// Waits until the engine tells it advanced `run_id` (it tells every engine step, changed or not).
+async fn wait_for_step(changes: &mut tokio::sync::broadcast::Receiver<String>, run_id: &str) {
+    let seen = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match changes.recv().await {
+                Ok(changed) if changed == run_id => return,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    panic!("the engine stopped")
+                }
+            }
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "no engine step of run {run_id}");
+}
+
+#[tokio::test]
+async fn a_delay_started_before_a_restart_ends_at_its_due_time_after_it_and_not_before() {
+    let mut harness = Harness::new(
+        r#"
+jobs:
+  - name: wait
+    steps: [{ task: official_devcloud_delay, with: { delay_time: 60 } }]
+  - name: after
+    needs: [wait]
+    steps: [{ run: make }]
+"#,
+    )
+    .await;
+    let triggered_at = harness.engine.now();
+    let run_id = harness.trigger().await;
+    let detail = harness.wait_status(&run_id, RunStatus::Paused).await;
+    let delay_step = |detail: &RunDetail| {
+        detail
+            .stages
+            .iter()
+            .flat_map(|stage| &stage.jobs)
+            .find(|job| job.identifier == "wait")
+            .expect("job")
+            .steps[0]
+            .clone()
+    };
+    let started = delay_step(&detail).start_time.expect("the delay started");
+    assert_eq!(started, triggered_at);
+    let due = started + Duration::from_secs(60);
+
+    // The server goes down and comes back one second before the delay is due: the recovered
+    // run is advanced then, and must keep waiting.
+    harness.clock.advance(Duration::from_secs(59));
+    harness.restart().await;
+    // The new engine's loop has not run yet (the test has not yielded): its recovery step is seen.
+    let mut changes = harness.engine.subscribe();
+    wait_for_step(&mut changes, &run_id).await;
+    let detail = harness.detail(&run_id).await;
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Paused,
+        "{:#?}",
+        summary(&detail)
+    );
+    assert_eq!(job_status(&detail, "wait"), JobStatus::Paused);
+    assert_eq!(job_status(&detail, "after"), JobStatus::Init);
+    let step = delay_step(&detail);
+    assert_eq!((step.status, step.end_time), (StepStatus::Paused, None));
+
+    // At its due time (the recovered engine's timer, fired by a sweep), the delay ends.
+    harness.clock.advance(Duration::from_secs(1));
+    assert_eq!(harness.engine.now(), due);
+    harness.engine.tick();
+    let detail = harness
+        .wait(&run_id, "the delay done", |detail| {
+            job_status(detail, "wait") == JobStatus::Completed
+        })
+        .await;
+    let step = delay_step(&detail);
+    assert_eq!(
+        (step.status, step.end_time),
+        (StepStatus::Completed, Some(due))
+    );
+    harness.run_next(JobStatus::Completed).await;
+    harness.wait_status(&run_id, RunStatus::Completed).await;
+}
+
+#[tokio::test]
+async fn a_job_requeued_after_a_restart_starts_over_with_its_whole_timeout_and_fails_at_its_deadline()
+ {
+    let mut harness =
+        Harness::new("jobs:\n  - { name: solo, timeout: 60s, steps: [{ run: make }] }\n").await;
+    let run_id = harness.trigger().await;
+    let first = harness.claim().await;
+    let started = harness.engine.now();
+    assert_eq!(first.timeout, Duration::from_secs(60), "a fresh attempt");
+    let detail = harness.detail(&run_id).await;
+    assert_eq!(detail.stages[0].jobs[0].start_time, Some(started));
+
+    // The server dies with the job's executor and is back 20 s later: the expired lease is
+    // swept at start and the job queued again.
+    harness.clock.advance(Duration::from_secs(20));
+    harness.restart().await;
+    let second = harness.claim().await;
+    assert_eq!((&second.job_run_id, second.attempt), (&first.job_run_id, 2));
+    // The new attempt starts the job over from its first step: its timeout counts from this
+    // claim, whole (the lost attempt's 20 s are not taken from it).
+    assert_eq!(second.timeout, Duration::from_secs(60));
+    let reclaimed = harness.engine.now();
+    assert_eq!(reclaimed, started + Duration::from_secs(20));
+    let detail = harness.detail(&run_id).await;
+    assert_eq!(
+        detail.stages[0].jobs[0].start_time,
+        Some(reclaimed),
+        "the job's start is the new attempt's"
+    );
+    let deadline = reclaimed + second.timeout;
+
+    // The fake agent runs it as the executor's runner does: it heartbeats, and stops the job
+    // with "timeout" once its deadline passes. Until then nothing ends it.
+    let step_run_id = second.step_run_ids[0].clone();
+    let report = |status, message: Option<&str>| StepReport {
+        step_run_id: step_run_id.clone(),
+        status,
+        exit_code: None,
+        message: message.map(str::to_owned),
+        at: harness.engine.now(),
+        started_at: None,
+        outputs: Vec::new(),
+    };
+    harness
+        .engine
+        .report_step(&second.token, report(StepStatus::Running, None))
+        .await
+        .expect("report");
+    while harness.engine.now() + Duration::from_secs(1) < deadline {
+        harness.clock.advance(Duration::from_secs(1));
+        // A lease swept in between would make this fail.
+        harness
+            .engine
+            .heartbeat(&second.token)
+            .await
+            .expect("the lease is held");
+        harness.engine.tick();
+    }
+    assert_eq!(harness.engine.now(), deadline - Duration::from_secs(1));
+    let detail = harness.detail(&run_id).await;
+    let job = &detail.stages[0].jobs[0];
+    assert_eq!(
+        (
+            detail.run.status,
+            job.status,
+            job.attempt,
+            job.message.as_deref()
+        ),
+        (RunStatus::Running, JobStatus::Running, 2, None)
+    );
+
+    harness.clock.advance(Duration::from_secs(1));
+    assert!(harness.engine.now() >= deadline);
+    harness
+        .engine
+        .report_step(&second.token, report(StepStatus::Failed, Some("timeout")))
+        .await
+        .expect("report");
+    harness
+        .engine
+        .complete(
+            &second.token,
+            JobOutcome {
+                status: JobStatus::Failed,
+                message: Some("timeout".to_owned()),
+            },
+        )
+        .await
+        .expect("complete");
+    let detail = harness.wait_status(&run_id, RunStatus::Failed).await;
+    let job = &detail.stages[0].jobs[0];
+    assert_eq!(
+        (job.status, job.message.as_deref(), job.end_time),
+        (JobStatus::Failed, Some("timeout"), Some(deadline))
+    );
+    assert_eq!(job.steps[0].message.as_deref(), Some("timeout"));
+}
+
 #[tokio::test]
 async fn choose_jobs_selects_and_unknown_jobs_are_refused_without_storing_a_run() {
     let harness = Harness::new(TWO_STAGES).await;
