@@ -9,6 +9,7 @@ mod harness;
 
 mod aggregates;
 mod counters;
+mod coverage;
 mod lease_model;
 mod logs;
 mod queue;
