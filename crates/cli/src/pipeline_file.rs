@@ -2,13 +2,28 @@
 
 use runnel_domain::spec::PipelineSpec;
 use runnel_domain::{Diagnostic, Format, compile_text};
-use std::io::Write;
+use std::io::{Read as _, Write};
 use std::path::Path;
 
 /// Compiles `path`; on failure prints every diagnostic to stderr as `file:line:column: place: message`.
 pub(crate) fn load(path: &Path) -> anyhow::Result<Result<PipelineSpec, usize>> {
-    let text = std::fs::read(path)
+    // Never more than the limit and a byte: a huge file (or /dev/zero) is refused unread.
+    let limit = runnel_domain::definition::MAX_DOCUMENT_BYTES;
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| std::io::Read::take(file, limit as u64 + 1).read_to_end(&mut text))
         .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
+    if text.len() > limit {
+        print_diagnostics(
+            path,
+            &[Diagnostic::new(
+                runnel_domain::DiagnosticCode::TooLarge,
+                "",
+                format!("the file is larger than the limit of {limit} bytes"),
+            )],
+        );
+        return Ok(Err(1));
+    }
     let Ok(text) = String::from_utf8(text) else {
         print_diagnostics(
             path,

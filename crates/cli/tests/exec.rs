@@ -289,6 +289,34 @@ fn invalid_input_is_refused_with_exit_code_2_and_says_what_to_fix() {
     let out = exec(&[dir.path().join("missing.yml").to_str().expect("utf-8")]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("cannot read"), "{}", out.stderr);
+
+    // Hostile files: far over the size limit (refused unread), and 100 000 steps in one job.
+    let huge = dir.path().join("huge.yml");
+    std::fs::File::create(&huge)
+        .expect("created")
+        .set_len(1 << 30)
+        .expect("a sparse gigabyte");
+    for command in ["exec", "lint"] {
+        let output = runnel()
+            .args([command, huge.to_str().expect("utf-8")])
+            .timeout(Duration::from_secs(60))
+            .output()
+            .expect("runnel runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("larger than the limit") && stderr.contains("[too-large]"),
+            "{command}: {stderr}"
+        );
+    }
+    let mut steps = String::from("jobs:\n  - name: everything\n    steps:\n");
+    for index in 0..100_000 {
+        steps.push_str(&format!("      - run: echo {index}\n"));
+    }
+    let many = write_pipeline(&dir, "many.yml", &steps);
+    let out = exec(&[many.to_str().expect("utf-8")]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("many.yml:"), "{}", out.stderr);
 }
 
 #[test]
