@@ -74,14 +74,17 @@ struct ServeArgs {
 }
 
 fn main() -> ExitCode {
-    allocator::tune();
     // Before anything opens a database; refused only if SQLite already runs, which it cannot.
     let _ = allocator::route_sqlite();
     let _ = sqlite_cache::install();
     let cli = Cli::parse();
     let result = match cli.command {
-        // The server sets up its own logging from its settings.
-        Command::Serve(args) => serve(args),
+        // The server sets up its own logging from its settings. Only the long-lived server
+        // gives freed memory back at once; a short command lets mimalloc keep it.
+        Command::Serve(args) => {
+            allocator::tune();
+            serve(args)
+        }
         Command::Exec(args) => {
             init_tracing();
             exec::run(args)

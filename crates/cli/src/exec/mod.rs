@@ -142,7 +142,12 @@ pub(crate) fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         run_id,
         quiet: args.quiet,
     });
-    let outcome = runtime.block_on(driver.run())?;
+    let outcome = runtime.block_on(driver.run());
+    // The run is over (every job ended and was cleaned up): the process exits next, so the
+    // runtime's threads are not waited for (a join of each, and their allocator caches freed
+    // one by one, were a millisecond of a trivial run).
+    runtime.shutdown_background();
+    let outcome = outcome?;
     Ok(if outcome == runnel_domain::status::RunStatus::Completed {
         ExitCode::SUCCESS
     } else {
