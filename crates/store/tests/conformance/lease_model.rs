@@ -407,10 +407,11 @@ fn property(kind: Kind) {
     let store = runtime.block_on(db.open());
     let tenant = runtime.block_on(tenant(&store, "acme"));
     let pipeline = runtime.block_on(pipeline(&store, &tenant, "leases"));
+    // Thousands of schedules per backend by default (issue 3); `RUNNEL_LEASE_CASES` changes it.
     let cases = std::env::var("RUNNEL_LEASE_CASES")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(1000);
+        .unwrap_or(2000);
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
