@@ -580,14 +580,7 @@ async fn manual_runs_pin_the_chosen_branch_and_refuse_names_that_could_be_option
         "git_url": repo.url, "build_params": {"build_type": "branch", "target_branch": branch}}}]})
     };
 
-    let reply = test
-        .call("POST", &run_path, Some(choose("feature/x")))
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    let run_id = reply.json["pipeline_run_id"]
-        .as_str()
-        .expect("run")
-        .to_owned();
+    let run_id = test.start_run(&pipeline_id, choose("feature/x")).await;
     let (detail, logs) = test.expect_completed(&run_id).await;
     assert_eq!(
         detail.run.sources[0]["params"]["build_params"]["commit_id"], feature,
@@ -599,11 +592,7 @@ async fn manual_runs_pin_the_chosen_branch_and_refuse_names_that_could_be_option
     );
 
     // Without a choice: the default branch, pinned too.
-    let reply = test.call("POST", &run_path, Some(json!({}))).await;
-    let run_id = reply.json["pipeline_run_id"]
-        .as_str()
-        .expect("run")
-        .to_owned();
+    let run_id = test.start_run(&pipeline_id, json!({})).await;
     let (detail, _) = test.expect_completed(&run_id).await;
     assert_eq!(detail.run.build_params["commit_id"], main);
 
@@ -612,12 +601,7 @@ async fn manual_runs_pin_the_chosen_branch_and_refuse_names_that_could_be_option
     assert_ne!(tag_object, main);
     let tag_run = json!({"sources": [{"type": "code", "params": {"git_type": "github", "alias": "app",
         "git_url": repo.url, "build_params": {"build_type": "tag", "tag": "v2.0"}}}]});
-    let reply = test.call("POST", &run_path, Some(tag_run)).await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    let run_id = reply.json["pipeline_run_id"]
-        .as_str()
-        .expect("run")
-        .to_owned();
+    let run_id = test.start_run(&pipeline_id, tag_run).await;
     let (detail, logs) = test.expect_completed(&run_id).await;
     assert_eq!(
         detail.run.sources[0]["params"]["build_params"]["commit_id"],
@@ -680,18 +664,7 @@ async fn submodules_are_checked_out_only_when_asked() {
         let body = json!({"name": format!("submodules-{submodule}"), "is_publish": false, "definition": definition.to_string(),
             "sources": [{"type": "code", "params": {"alias": "app", "git_url": app.url, "default_branch": "main"}}]});
         let pipeline_id = test.create_pipeline(body).await;
-        let reply = test
-            .call(
-                "POST",
-                &format!("/v5/{}/api/pipelines/{pipeline_id}/run", test.project_id),
-                Some(json!({})),
-            )
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.text);
-        let run_id = reply.json["pipeline_run_id"]
-            .as_str()
-            .expect("run")
-            .to_owned();
+        let run_id = test.start_run(&pipeline_id, json!({})).await;
         let (_, logs) = test.expect_completed(&run_id).await;
         assert!(logs.contains(&expected), "submodule {submodule}: {logs}");
     }
@@ -718,13 +691,15 @@ async fn a_token_endpoint_lets_the_server_and_the_job_read_a_private_repository(
             "sources": [{"type": "code", "params": {"alias": "app", "git_url": url, "default_branch": "main",
                 "endpoint_id": endpoint}}]})
     };
-    let run_path =
-        |pipeline_id: &str| format!("/v5/{}/api/pipelines/{pipeline_id}/run", test.project_id);
 
     // Without the token the server cannot read the branch: the run is refused, nothing made.
     let anonymous = test.create_pipeline(body("anonymous", None)).await;
     let reply = test
-        .call("POST", &run_path(&anonymous), Some(json!({})))
+        .call(
+            "POST",
+            &format!("/v5/{}/api/pipelines/{anonymous}/run", test.project_id),
+            Some(json!({})),
+        )
         .await;
     assert!(
         (400..500).contains(&reply.status),
@@ -756,14 +731,7 @@ async fn a_token_endpoint_lets_the_server_and_the_job_read_a_private_repository(
     let private = test
         .create_pipeline(body("private", Some(&endpoint_id)))
         .await;
-    let reply = test
-        .call("POST", &run_path(&private), Some(json!({})))
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    let run_id = reply.json["pipeline_run_id"]
-        .as_str()
-        .expect("run")
-        .to_owned();
+    let run_id = test.start_run(&private, json!({})).await;
     let (detail, logs) = test.expect_completed(&run_id).await;
     assert_eq!(
         detail.run.build_params["commit_id"], head,

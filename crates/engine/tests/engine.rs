@@ -968,19 +968,19 @@ async fn a_review_that_times_out_is_rejected_by_its_policy_even_across_a_restart
     );
 }
 
-#[tokio::test]
-async fn a_delay_waits_its_time_and_can_be_passed_early() {
-    let harness = Harness::new(
-        r#"
+/// A 60 s delay step, then a job that needs it.
+const DELAY_THEN_JOB: &str = r#"
 jobs:
   - name: wait
     steps: [{ task: official_devcloud_delay, with: { delay_time: 60 } }]
   - name: after
     needs: [wait]
     steps: [{ run: make }]
-"#,
-    )
-    .await;
+"#;
+
+#[tokio::test]
+async fn a_delay_waits_its_time_and_can_be_passed_early() {
+    let harness = Harness::new(DELAY_THEN_JOB).await;
     let run_id = harness.trigger().await;
     harness.wait_status(&run_id, RunStatus::Paused).await;
     harness.clock.advance(Duration::from_secs(61));
@@ -1019,17 +1019,7 @@ async fn wait_for_step(changes: &mut tokio::sync::broadcast::Receiver<String>, r
 
 #[tokio::test]
 async fn a_delay_started_before_a_restart_ends_at_its_due_time_after_it_and_not_before() {
-    let mut harness = Harness::new(
-        r#"
-jobs:
-  - name: wait
-    steps: [{ task: official_devcloud_delay, with: { delay_time: 60 } }]
-  - name: after
-    needs: [wait]
-    steps: [{ run: make }]
-"#,
-    )
-    .await;
+    let mut harness = Harness::new(DELAY_THEN_JOB).await;
     let triggered_at = harness.engine.now();
     let run_id = harness.trigger().await;
     let detail = harness.wait_status(&run_id, RunStatus::Paused).await;

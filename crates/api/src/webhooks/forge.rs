@@ -742,6 +742,17 @@ mod tests {
         ));
     }
 
+    /// What a push event says: kind, branch, commit, message, user.
+    fn push_summary(event: &CodeEvent) -> (EventKind, &str, &str, &str, &str) {
+        (
+            event.kind,
+            &event.branch,
+            &event.commit,
+            &event.message,
+            &event.user,
+        )
+    }
+
     /// A pull request's payload as Gitea (and Forgejo) send it, with `action` and `merged`.
     fn gitea_pull(action: &str, merged: bool) -> Value {
         json!({"action": action, "number": 12, "pull_request": {"number": 12, "title": "Add cache",
@@ -781,13 +792,7 @@ mod tests {
         let push: Value = serde_json::from_slice(&body).expect("json");
         let event = parse_event(Forge::Gitea, "push", &push).expect("push");
         assert_eq!(
-            (
-                event.kind,
-                event.branch.as_str(),
-                event.commit.as_str(),
-                event.message.as_str(),
-                event.user.as_str()
-            ),
+            push_summary(&event),
             (
                 EventKind::Push,
                 "main",
@@ -861,13 +866,7 @@ mod tests {
             "user_name": "gitee-user"});
         let event = parse_event(Forge::Gitee, "Push Hook", &push).expect("push");
         assert_eq!(
-            (
-                event.kind,
-                event.branch.as_str(),
-                event.commit.as_str(),
-                event.message.as_str(),
-                event.user.as_str()
-            ),
+            push_summary(&event),
             (
                 EventKind::Push,
                 "dev",

@@ -299,6 +299,22 @@ impl TestServer {
             .to_owned()
     }
 
+    /// Runs a pipeline through the v5 API with `body`; returns the run id.
+    pub(crate) async fn start_run(&self, pipeline_id: &str, body: Value) -> String {
+        let reply = self
+            .call(
+                "POST",
+                &format!("/v5/{}/api/pipelines/{pipeline_id}/run", self.project_id),
+                Some(body),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "run: {}", reply.text);
+        reply.json["pipeline_run_id"]
+            .as_str()
+            .expect("run id")
+            .to_owned()
+    }
+
     pub(crate) async fn pipeline_detail(&self, pipeline_id: &str) -> Value {
         let reply = self
             .call(

@@ -85,7 +85,7 @@ conformance! {
     async fn pipelines_are_versioned_scoped_by_project_and_keep_secrets_encrypted(db) {
         let store = db.open().await;
         let tenant = tenant(&store, "acme").await;
-        let other = tenant_in(&store, &tenant, "other").await;
+        let other = project_in(&store, &tenant, "other").await;
         let mut new = new_pipeline(&tenant, "build");
         let mut secret = VariableSpec::new("TOKEN", VariableType::String, "hunter2");
         secret.is_secret = true;
@@ -133,13 +133,6 @@ conformance! {
         // The name is free again.
         store.create_pipeline(new_pipeline(&tenant, "build")).await.unwrap();
     }
-}
-
-async fn tenant_in(store: &Store, tenant: &Tenant, name: &str) -> ProjectRecord {
-    store
-        .create_project(&tenant.domain.id, name, "", T0)
-        .await
-        .unwrap()
 }
 
 conformance! {

@@ -31,13 +31,6 @@ async fn trigger_count(conn: &mut sqlx::AnyConnection) -> i64 {
     sqlx::Row::get(&row, 0)
 }
 
-async fn project_in(store: &Store, tenant: &Tenant, name: &str) -> ProjectRecord {
-    store
-        .create_project(&tenant.domain.id, name, "", T0)
-        .await
-        .unwrap()
-}
-
 conformance! {
     async fn artifacts_are_recorded_under_the_lease_and_listed_per_run_oldest_first(db) {
         let store = db.open().await;

@@ -39,6 +39,14 @@ pub(crate) async fn tenant(store: &Store, name: &str) -> Tenant {
     }
 }
 
+/// Another project in the tenant's domain.
+pub(crate) async fn project_in(store: &Store, tenant: &Tenant, name: &str) -> ProjectRecord {
+    store
+        .create_project(&tenant.domain.id, name, "", T0)
+        .await
+        .expect("project")
+}
+
 /// A pipeline to create, with defaults for everything but the name.
 pub(crate) fn new_pipeline(tenant: &Tenant, name: &str) -> NewPipeline {
     NewPipeline {
