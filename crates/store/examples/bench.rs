@@ -17,6 +17,7 @@ async fn main() {
                 config.queue_jobs = 5_000;
                 config.log_bytes = 64 << 20;
                 config.tail_reads = 200;
+                config.line_appends = 1_000;
                 config.list_runs = 5_000;
                 config.list_reads = 100;
             }

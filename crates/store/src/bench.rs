@@ -31,6 +31,8 @@ pub struct BenchConfig {
     pub append_bytes: usize,
     /// Steps appending at once in the concurrent log measurement.
     pub log_streams: usize,
+    /// Appends of one log line each, to a log of their own (0 skips them).
+    pub line_appends: usize,
     /// Reads of a 64 KiB page at the end of the log.
     pub tail_reads: usize,
     /// Runs in the pipeline whose list is paged.
@@ -49,6 +51,7 @@ impl Default for BenchConfig {
             log_bytes: 1 << 30,
             append_bytes: 64 * 1024,
             log_streams: 4,
+            line_appends: 5_000,
             tail_reads: 1000,
             list_runs: 100_000,
             list_reads: 500,
@@ -469,6 +472,8 @@ async fn logs(
     let concurrent_seconds = started.elapsed().as_secs_f64();
     let concurrent_rate = concurrent_bytes as f64 / concurrent_seconds / 1e6;
 
+    let lines = line_appends(store, &pipeline_id, &pool, config, now).await?;
+
     let mut latencies = Vec::with_capacity(config.tail_reads);
     for _ in 0..config.tail_reads {
         let started = Instant::now();
@@ -491,10 +496,65 @@ async fn logs(
         "append_bytes": config.append_bytes,
         "one_stream": { "bytes": offset, "seconds": round(single_seconds), "mb_per_sec": round(single_rate) },
         "concurrent": { "streams": streams, "bytes": concurrent_bytes, "seconds": round(concurrent_seconds), "mb_per_sec": round(concurrent_rate) },
+        "line_by_line": lines,
         "goal_mb_per_sec": 100.0, "met": single_rate >= 100.0,
     });
     let tail = percentiles(&mut latencies, offset, 5.0);
     Ok((append, tail))
+}
+
+/// A step printing one line at a time, each line its own append (a slow step's log): these
+/// are merged into the log's last chunk, next to the big log written before.
+async fn line_appends(
+    store: &Store,
+    pipeline_id: &str,
+    pool: &str,
+    config: &BenchConfig,
+    now: Timestamp,
+) -> Result<Value, StoreError> {
+    if config.line_appends == 0 {
+        return Ok(Value::Null);
+    }
+    let step = queued_run(store, pipeline_id, 1, Some(pool), now)
+        .await?
+        .into_iter()
+        .map(|(_, step)| step)
+        .next()
+        .ok_or(StoreError::NotFound)?;
+    let lease = store
+        .claim(ClaimRequest {
+            worker_id: "bench".to_owned(),
+            pool: Some(pool.to_owned()),
+            now,
+            lease: Duration::from_secs(3600),
+        })
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let line = b"2026-11-29 12:00:00.000 [INFO] compiling module 0042 of 0100 (release)\n".to_vec();
+    let mut latencies = Vec::with_capacity(config.line_appends);
+    let mut offset = 0u64;
+    for _ in 0..config.line_appends {
+        let started = Instant::now();
+        offset = store
+            .append(&lease.token, &step, offset, line.clone(), now)
+            .await?
+            .next_offset;
+        latencies.push(started.elapsed());
+    }
+    let seconds: f64 = latencies.iter().map(Duration::as_secs_f64).sum();
+    latencies.sort();
+    let at = |quantile: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * quantile).round() as usize)
+            .map_or(0.0, |latency| round(latency.as_secs_f64() * 1e3))
+    };
+    Ok(json!({
+        "appends": latencies.len(),
+        "line_bytes": line.len(),
+        "appends_per_sec": round(latencies.len() as f64 / seconds.max(f64::EPSILON)),
+        "p50_ms": at(0.5),
+        "p99_ms": at(0.99),
+    }))
 }
 
 async fn run_list(

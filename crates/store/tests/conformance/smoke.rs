@@ -41,6 +41,7 @@ async fn bench_smoke() {
         log_bytes: 64 << 20,
         append_bytes: 65536,
         log_streams: 2,
+        line_appends: 50,
         tail_reads: 10,
         list_runs: 100,
         list_reads: 10,
@@ -49,4 +50,8 @@ async fn bench_smoke() {
     let report = runnel_store::bench::run(config).await;
     println!("{report:#} in {:?}", started.elapsed());
     assert!(report["sqlite"].get("error").is_none(), "{report}");
+    assert_eq!(
+        report["sqlite"]["log_append"]["line_by_line"]["appends"], 50,
+        "{report}"
+    );
 }
