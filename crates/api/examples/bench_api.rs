@@ -58,6 +58,10 @@ fn options() -> Result<Options, String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // What `runnel serve` runs on: mimalloc (SQLite's allocations too) and SQLite's page cache
+    // wrapper, installed before the first connection; freed memory handed back at once.
+    let _ = runnel_process::init();
+    runnel_process::tune_for_server();
     let options = options()?;
     // As `runnel serve` does: a multi-threaded runtime of `server.worker_threads` threads.
     tokio::runtime::Builder::new_multi_thread()

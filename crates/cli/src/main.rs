@@ -2,13 +2,11 @@
 //! locally, without a server; the client commands (`login`, `pipeline`, `run`, `logs`,
 //! `template`, `admin`, …) talk to a server through its HTTP API.
 
-mod allocator;
 mod bench;
 mod client;
 mod exec;
 mod lint;
 mod pipeline_file;
-mod sqlite_cache;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -75,14 +73,13 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     // Before anything opens a database; refused only if SQLite already runs, which it cannot.
-    let _ = allocator::route_sqlite();
-    let _ = sqlite_cache::install();
+    let _ = runnel_process::init();
     let cli = Cli::parse();
     let result = match cli.command {
         // The server sets up its own logging from its settings. Only the long-lived server
         // gives freed memory back at once; a short command lets mimalloc keep it.
         Command::Serve(args) => {
-            allocator::tune();
+            runnel_process::tune_for_server();
             serve(args)
         }
         Command::Exec(args) => {

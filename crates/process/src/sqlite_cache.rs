@@ -57,7 +57,7 @@ struct Cache {
 /// Puts the wrapper in place (`SQLITE_CONFIG_PCACHE2`). Like [`crate::allocator::route_sqlite`]
 /// it must run before SQLite initializes; later SQLite refuses it (`SQLITE_MISUSE`) and keeps
 /// its cache, which is correct too. The code is returned for the caller to report.
-pub(crate) fn install() -> Result<(), c_int> {
+pub fn install() -> Result<(), c_int> {
     let mut default = sqlite3_pcache_methods2 {
         iVersion: 0,
         pArg: std::ptr::null_mut(),

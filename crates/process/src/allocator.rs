@@ -21,7 +21,7 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// transparent huge pages either (each would make 2 MiB resident for a few small objects); its
 /// `MIMALLOC_ALLOW_THP=0` would instead disable them with `prctl`, for every step process too.
 /// `MIMALLOC_PURGE_DELAY` still overrides the delay.
-pub(crate) fn tune() {
+pub fn tune() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
         return;
     }
@@ -37,7 +37,7 @@ pub(crate) fn tune() {
 /// initializes, i.e. before the process opens its first connection: first thing in `main`.
 /// Later, SQLite refuses it (`SQLITE_MISUSE`) and keeps the allocator it started with, which is
 /// correct too; the code is returned for the caller to report.
-pub(crate) fn route_sqlite() -> Result<(), std::ffi::c_int> {
+pub fn route_sqlite() -> Result<(), std::ffi::c_int> {
     let methods = libsqlite3_sys::sqlite3_mem_methods {
         xMalloc: Some(sqlite_malloc),
         xFree: Some(sqlite_free),
