@@ -690,3 +690,66 @@ fn to_u64(value: i64) -> u64 {
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod plan_tests {
+    use super::{APPEND_AT_END_POSTGRES, APPEND_NEW_CHUNKS_POSTGRES};
+    use crate::testing::TestDatabase;
+    use crate::{SecretKey, Store, StoreConfig};
+    use sqlx::Connection as _;
+
+    /// Regression: PostgreSQL planned the append statement again on every append (a generic
+    /// plan priced above a fresh one because of `generate_series`' estimate), half of the
+    /// backend's time in a stream of appends. After its first executions on a connection, each
+    /// append statement must run on its generic plan.
+    #[tokio::test]
+    async fn postgres_append_statements_keep_their_generic_plan() {
+        let Some(db) = TestDatabase::create("runnel_plans").await else {
+            return;
+        };
+        // The schema, as the server has it.
+        Store::open(StoreConfig::new(db.url.clone(), SecretKey::generate()))
+            .await
+            .expect("open the store")
+            .close()
+            .await;
+        // Each statement with the sizes it serves (a merge of one line; one 64 KiB piece, as a
+        // step streaming its output sends; several pieces), on a connection of its own.
+        for (statement, size) in [
+            (APPEND_AT_END_POSTGRES, 100),
+            (APPEND_NEW_CHUNKS_POSTGRES, 65_536),
+            (APPEND_NEW_CHUNKS_POSTGRES, 200_000),
+        ] {
+            let bytes = vec![b'x'; size];
+            let mut conn = sqlx::AnyConnection::connect(&db.url)
+                .await
+                .expect("connect");
+            // No lease has this token: each execution changes nothing, but is planned.
+            for _ in 0..10 {
+                let rows = sqlx::query(statement)
+                    .bind("no-such-token")
+                    .bind("no-such-step")
+                    .bind(0_i64)
+                    .bind(bytes.as_slice())
+                    .bind(bytes.len() as i64)
+                    .bind(0_i64)
+                    .bind(1_i64 << 30)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("append statement");
+                assert!(rows.is_empty());
+            }
+            let (generic, custom): (i64, i64) = sqlx::query_as(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+            )
+            .bind(statement)
+            .fetch_one(&mut conn)
+            .await
+            .expect("the statement is prepared on this connection");
+            assert!(
+                generic >= 5,
+                "{generic} generic and {custom} custom plans for {size} bytes: {statement}"
+            );
+        }
+    }
+}
