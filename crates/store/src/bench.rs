@@ -1,9 +1,9 @@
 //! The store benchmark (`runnel bench store`): queue claim+complete cycles/s, log append MB/s, log tail reads, run-list pages — per backend, as JSON.
 
 use crate::{
-    ClaimRequest, EnqueueJob, IdentityStore, JobOutcome, JobQueue, LogRead, LogStore, NewJobRun,
-    NewPipeline, NewRun, NewStageRun, NewStepRun, PipelineStore, RunParameter, RunProgress,
-    RunQuery, RunStore, SecretKey, SortDir, Store, StoreConfig, StoreError, new_id,
+    ClaimRequest, EnqueueJob, IdentityStore, JobOutcome, JobQueue, Lease, LogRead, LogStore,
+    NewJobRun, NewPipeline, NewRun, NewStageRun, NewStepRun, PipelineStore, RunParameter,
+    RunProgress, RunQuery, RunStore, SecretKey, SortDir, Store, StoreConfig, StoreError, new_id,
 };
 use runnel_domain::Timestamp;
 use runnel_domain::status::{JobStatus, RunStatus, StageStatus};
@@ -400,15 +400,7 @@ async fn logs(
         .into_iter()
         .map(|(_, step)| step)
         .collect();
-    let lease = store
-        .claim(ClaimRequest {
-            worker_id: "bench".to_owned(),
-            pool: Some(pool.clone()),
-            now,
-            lease: Duration::from_secs(3600),
-        })
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    let lease = claim_in(store, &pool, now).await?;
     let appends = (config.log_bytes / config.append_bytes as u64).max(1);
     let started = Instant::now();
     let mut offset = 0u64;
@@ -430,17 +422,7 @@ async fn logs(
             .collect();
     let mut leases = Vec::new();
     for _ in 0..streams {
-        leases.push(
-            store
-                .claim(ClaimRequest {
-                    worker_id: "bench".to_owned(),
-                    pool: Some(pool.clone()),
-                    now,
-                    lease: Duration::from_secs(3600),
-                })
-                .await?
-                .ok_or(StoreError::NotFound)?,
-        );
+        leases.push(claim_in(store, &pool, now).await?);
     }
     let per_stream = (appends / streams as u64 / 4).max(1);
     let started = Instant::now();
@@ -521,15 +503,7 @@ async fn line_appends(
         .map(|(_, step)| step)
         .next()
         .ok_or(StoreError::NotFound)?;
-    let lease = store
-        .claim(ClaimRequest {
-            worker_id: "bench".to_owned(),
-            pool: Some(pool.to_owned()),
-            now,
-            lease: Duration::from_secs(3600),
-        })
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    let lease = claim_in(store, pool, now).await?;
     let line = b"2026-11-29 12:00:00.000 [INFO] compiling module 0042 of 0100 (release)\n".to_vec();
     let mut latencies = Vec::with_capacity(config.line_appends);
     let mut offset = 0u64;
@@ -543,18 +517,26 @@ async fn line_appends(
     }
     let seconds: f64 = latencies.iter().map(Duration::as_secs_f64).sum();
     latencies.sort();
-    let at = |quantile: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * quantile).round() as usize)
-            .map_or(0.0, |latency| round(latency.as_secs_f64() * 1e3))
-    };
     Ok(json!({
         "appends": latencies.len(),
         "line_bytes": line.len(),
         "appends_per_sec": round(latencies.len() as f64 / seconds.max(f64::EPSILON)),
-        "p50_ms": at(0.5),
-        "p99_ms": at(0.99),
+        "p50_ms": round(quantile_ms(&latencies, 0.5)),
+        "p99_ms": round(quantile_ms(&latencies, 0.99)),
     }))
+}
+
+/// Claims a job of the bench's `pool` (one must be queued) under a lease of an hour.
+async fn claim_in(store: &Store, pool: &str, now: Timestamp) -> Result<Lease, StoreError> {
+    store
+        .claim(ClaimRequest {
+            worker_id: "bench".to_owned(),
+            pool: Some(pool.to_owned()),
+            now,
+            lease: Duration::from_secs(3600),
+        })
+        .await?
+        .ok_or(StoreError::NotFound)
 }
 
 async fn run_list(
@@ -634,14 +616,7 @@ async fn list_pages(
 
 fn percentiles(latencies: &mut [Duration], log_bytes: u64, goal_ms: f64) -> Value {
     latencies.sort();
-    let at = |fraction: f64| {
-        let index = ((latencies.len() as f64 * fraction).ceil() as usize)
-            .clamp(1, latencies.len().max(1))
-            - 1;
-        latencies
-            .get(index)
-            .map_or(0.0, |latency| latency.as_secs_f64() * 1000.0)
-    };
+    let at = |fraction: f64| quantile_ms(latencies, fraction);
     let p99 = at(0.99);
     let mut value = json!({
         "samples": latencies.len(), "p50_ms": round(at(0.5)), "p99_ms": round(p99), "max_ms": round(at(1.0)),
@@ -652,6 +627,15 @@ fn percentiles(latencies: &mut [Duration], log_bytes: u64, goal_ms: f64) -> Valu
         value["page_bytes"] = json!(65_536);
     }
     value
+}
+
+/// The latency at `fraction` (0–1, nearest rank) of `sorted` latencies, in milliseconds.
+fn quantile_ms(sorted: &[Duration], fraction: f64) -> f64 {
+    let index =
+        ((sorted.len() as f64 * fraction).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
+    sorted
+        .get(index)
+        .map_or(0.0, |latency| latency.as_secs_f64() * 1000.0)
 }
 
 fn round(value: f64) -> f64 {

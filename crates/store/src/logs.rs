@@ -284,15 +284,24 @@ macro_rules! append_at_end_sqlite {
 }
 const APPEND_AT_END_SQLITE: [&str; 4] = wrapped!(append_at_end_sqlite!());
 
+/// The start of both PostgreSQL append statements (`$1` token, `$2` step run, `$5` length):
+/// the 64 KiB pieces to insert (`piece`) and the attempt, share-locked, with its state (`g`).
+macro_rules! append_prefix_postgres {
+    () => {
+        "WITH RECURSIVE piece (i) AS ( \
+           SELECT CAST(0 AS BIGINT) UNION ALL SELECT i + 1 FROM piece WHERE (i + 1) * 65536 < $5), \
+         g AS ( \
+           SELECT a.attempt, a.state FROM job_attempts a JOIN step_runs s ON s.job_run_id = a.job_run_id \
+           WHERE a.lease_token = $1 AND s.id = $2 FOR SHARE OF a), "
+    };
+}
+
 /// PostgreSQL, an append of at least 16 KiB: it is never merged, so only the lease, the head
 /// and the new chunks (the plan of [`APPEND_AT_END_POSTGRES`] without its merge branch, which
 /// is cheaper to start on every execution).
-const APPEND_NEW_CHUNKS_POSTGRES: &str = "WITH RECURSIVE piece (i) AS ( \
-       SELECT CAST(0 AS BIGINT) UNION ALL SELECT i + 1 FROM piece WHERE (i + 1) * 65536 < $5), \
-     g AS ( \
-       SELECT a.attempt, a.state FROM job_attempts a JOIN step_runs s ON s.job_run_id = a.job_run_id \
-       WHERE a.lease_token = $1 AND s.id = $2 FOR SHARE OF a), \
-     h AS ( \
+const APPEND_NEW_CHUNKS_POSTGRES: &str = concat!(
+    append_prefix_postgres!(),
+    "h AS ( \
        UPDATE step_logs l SET received = l.received + $5, stored = l.stored + $5, \
          last_chunk_offset = l.stored + (($5 - 1) / 65536) * 65536, updated_at = $6 \
        FROM g WHERE g.state = 'leased' AND l.step_run_id = $2 AND l.attempt = g.attempt AND l.received = $3 \
@@ -302,7 +311,8 @@ const APPEND_NEW_CHUNKS_POSTGRES: &str = "WITH RECURSIVE piece (i) AS ( \
        INSERT INTO step_log_chunks (step_run_id, attempt, start_offset, data) \
        SELECT $2, h.attempt, $3 + piece.i * 65536, substring($4 FROM CAST(piece.i * 65536 + 1 AS INTEGER) FOR 65536) \
        FROM h, piece) \
-     SELECT 1 AS stored FROM h";
+     SELECT 1 AS stored FROM h"
+);
 
 /// PostgreSQL: the same as one statement (which commits by itself). The share lock on the
 /// attempt row makes the sweeper wait until the append committed; the merge case requires the
@@ -315,12 +325,9 @@ const APPEND_NEW_CHUNKS_POSTGRES: &str = "WITH RECURSIVE piece (i) AS ( \
 /// CTE the prepared statement keeps its generic plan after its first executions. The lease's
 /// state is tested in `h`, not in `g`, so the attempt is found by its unique token index (see
 /// [`append_fenced`]).
-const APPEND_AT_END_POSTGRES: &str = "WITH RECURSIVE piece (i) AS ( \
-       SELECT CAST(0 AS BIGINT) UNION ALL SELECT i + 1 FROM piece WHERE (i + 1) * 65536 < $5), \
-     g AS ( \
-       SELECT a.attempt, a.state FROM job_attempts a JOIN step_runs s ON s.job_run_id = a.job_run_id \
-       WHERE a.lease_token = $1 AND s.id = $2 FOR SHARE OF a), \
-     h AS ( \
+const APPEND_AT_END_POSTGRES: &str = concat!(
+    append_prefix_postgres!(),
+    "h AS ( \
        UPDATE step_logs l SET received = l.received + $5, stored = l.stored + $5, \
          last_chunk_offset = CASE WHEN $5 < 16384 AND l.last_chunk_offset IS NOT NULL \
            AND l.stored - l.last_chunk_offset < 16384 THEN l.last_chunk_offset \
@@ -340,7 +347,8 @@ const APPEND_AT_END_POSTGRES: &str = "WITH RECURSIVE piece (i) AS ( \
        INSERT INTO step_log_chunks (step_run_id, attempt, start_offset, data) \
        SELECT $2, h.attempt, $3 + piece.i * 65536, substring($4 FROM CAST(piece.i * 65536 + 1 AS INTEGER) FOR 65536) \
        FROM h, piece WHERE h.last_chunk_offset >= $3) \
-     SELECT 1 AS stored FROM h";
+     SELECT 1 AS stored FROM h"
+);
 
 /// Checks the lease, that the step belongs to its job, and reads the log's head — in one
 /// query on the common path — then appends.
